@@ -1,0 +1,17 @@
+"""POST /pay/notify — Alipay's asynchronous notify. Answers the bare word ``success`` or ``fail``."""
+import logging
+
+from shared import api
+from shared.payments import take_notify
+from shared.repository import order_repository
+
+log = logging.getLogger(__name__)
+
+
+@api.endpoint("app_id", "alipay_public_key", "seller_id", "order_table", error=lambda code, msg: api.text_reply("fail"))
+def handler(event, cfg):
+    raw = api.raw_body(event)
+    result = take_notify(order_repository(cfg.order_table), cfg, raw)
+    level = logging.INFO if result.answer == "success" else logging.WARNING
+    log.log(level, "notify %s -> %s (%s)", result.notify.out_trade_no if result.notify else "-", result.answer, result.reason)
+    return api.text_reply(result.answer)

@@ -1,0 +1,1 @@
+"""Running the backend on a laptop: no AWS account, no Alipay contract."""

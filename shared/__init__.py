@@ -1,0 +1,8 @@
+"""The layer the three handlers share: config, signing, orderStr, notify, money, time, orders.
+
+Handlers parse their event, call in here, and shape the reply. Only ``repository`` touches AWS.
+"""
+import logging
+import os
+
+logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())

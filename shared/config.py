@@ -1,0 +1,115 @@
+"""Configuration from environment variables, read lazily and parsed once per container.
+
+Each handler asks ``settings().require(...)`` for exactly what it needs before it writes
+anything, so a missing or malformed variable fails the first request with a ``ConfigError``
+that names the variable, never its value. Parsed keys live on the cached ``Settings`` object,
+so a warm container signs without re-reading PEM.
+"""
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from typing import Mapping, Optional
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from . import signing
+
+APP_ID = "ALIPAY_APP_ID"
+APP_PRIVATE_KEY = "ALIPAY_APP_PRIVATE_KEY"
+ALIPAY_PUBLIC_KEY = "ALIPAY_PUBLIC_KEY"
+NOTIFY_URL = "ALIPAY_NOTIFY_URL"
+SELLER_ID = "ALIPAY_SELLER_ID"
+ORDER_TABLE = "ORDER_TABLE"
+
+_APP_ID_RE = re.compile(r"^\d{16}$")
+_SELLER_ID_RE = re.compile(r"^2088\d{12}$")
+_URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+_TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+class ConfigError(RuntimeError):
+    """A configuration variable is missing or malformed. ``variable`` names it; no value leaks."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"configuration {variable} is {problem}")
+        self.variable = variable
+
+
+class Settings:
+    """The deployment's settings. Attribute access validates, and caches only successes."""
+
+    def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
+        self._env = os.environ if environ is None else environ
+
+    def _raw(self, name: str) -> str:
+        value = self._env.get(name, "").strip()
+        if not value:
+            raise ConfigError(name, "missing")
+        return value
+
+    def _matching(self, name: str, pattern: re.Pattern, what: str) -> str:
+        value = self._raw(name)
+        if not pattern.match(value):
+            raise ConfigError(name, f"malformed (expected {what})")
+        return value
+
+    @cached_property
+    def app_id(self) -> str:
+        return self._matching(APP_ID, _APP_ID_RE, "the 16-digit app id")
+
+    @cached_property
+    def app_private_key(self) -> rsa.RSAPrivateKey:
+        try:
+            return signing.load_private_key(self._raw(APP_PRIVATE_KEY))
+        except signing.KeyFormatError as exc:
+            raise ConfigError(APP_PRIVATE_KEY, f"malformed ({exc})") from None
+
+    @cached_property
+    def alipay_public_key(self) -> rsa.RSAPublicKey:
+        try:
+            return signing.load_public_key(self._raw(ALIPAY_PUBLIC_KEY))
+        except signing.KeyFormatError as exc:
+            raise ConfigError(ALIPAY_PUBLIC_KEY, f"malformed ({exc})") from None
+
+    @cached_property
+    def notify_url(self) -> str:
+        value = self._matching(NOTIFY_URL, _URL_RE, "an http(s) URL")
+        if len(value) > 256:
+            raise ConfigError(NOTIFY_URL, "malformed (longer than Alipay's 256 characters)")
+        return value
+
+    @cached_property
+    def seller_id(self) -> Optional[str]:
+        """Optional: when set, every notify must carry this seller_id."""
+        if not self._env.get(SELLER_ID, "").strip():
+            return None
+        return self._matching(SELLER_ID, _SELLER_ID_RE, "a 2088-prefixed 16-digit id")
+
+    @cached_property
+    def order_table(self) -> str:
+        return self._matching(ORDER_TABLE, _TABLE_RE, "a DynamoDB table name")
+
+    def require(self, *names: str) -> "Settings":
+        """Validate the named attributes now (first failure raises), so no later step can."""
+        for name in names:
+            getattr(self, name)
+        return self
+
+
+_settings: Optional[Settings] = None
+
+
+def settings() -> Settings:
+    """The container-wide settings; created on first use, reused while the container lives."""
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def reset() -> None:
+    """Forget cached settings (tests change the environment between cases)."""
+    global _settings
+    _settings = None

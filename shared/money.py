@@ -1,0 +1,57 @@
+"""Money: integer cents inside, ``Decimal`` only at the edges, two-decimal strings to Alipay.
+
+Seed 004 stored ``parseFloat(totalAmount)``; a float cannot hold 0.1, so every amount here is
+an ``int`` of cents and every parse goes through ``Decimal`` from the original text.
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Union
+
+MIN_CENTS = 1  # Alipay: [0.01, 100000000.00]
+MAX_CENTS = 100_000_000_00
+
+Yuan = Union[str, int, Decimal]
+
+
+class InvalidAmount(ValueError):
+    """The value is not an amount Alipay accepts. The message says why, for a 400 reply."""
+
+
+def yuan_to_cents(value: object, *, field: str = "total_amount") -> int:
+    """Parse a yuan amount (a JSON string or number) into whole cents.
+
+    "1.1" and "1.000" are 110 and 100 cents; "1.001", 0, negatives, NaN, infinities, booleans,
+    floats and anything above 100000000.00 are rejected. Floats are refused on purpose: callers
+    parse JSON with ``parse_float=Decimal`` so a number keeps the digits the client sent.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise InvalidAmount(f"{field} must be a decimal string or number of yuan")
+    try:
+        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except InvalidOperation:
+        raise InvalidAmount(f"{field} is not a number: {str(value)[:32]!r}") from None
+    if not amount.is_finite():
+        raise InvalidAmount(f"{field} must be a finite number")
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise InvalidAmount(f"{field} must have at most two decimals")
+    return check_cents(int(cents), field=field)
+
+
+def check_cents(cents: object, *, field: str = "totalAmount") -> int:
+    """Validate an integer amount of cents (what add_order receives and DynamoDB stores)."""
+    if isinstance(cents, bool) or not isinstance(cents, int):
+        raise InvalidAmount(f"{field} must be an integer number of cents")
+    if cents < MIN_CENTS:
+        raise InvalidAmount(f"{field} must be at least 0.01 yuan")
+    if cents > MAX_CENTS:
+        raise InvalidAmount(f"{field} must not exceed 100000000.00 yuan")
+    return cents
+
+
+def cents_to_yuan(cents: int) -> str:
+    """Format cents the way Alipay expects amounts: ``1230`` -> ``"12.30"``."""
+    if isinstance(cents, bool) or not isinstance(cents, int) or cents < 0:
+        raise InvalidAmount("cents must be a non-negative integer")
+    return f"{cents // 100}.{cents % 100:02d}"

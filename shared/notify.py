@@ -1,0 +1,124 @@
+"""Alipay's asynchronous notify: parse the form, verify RSA2, check it is ours — or reject.
+
+One step, ``verify_notify``, and one error, ``NotifyRejected``: a notify either comes out as a
+``Notify`` we can act on, or is refused with a reason for the log (and ``fail`` for Alipay, so
+it retries). Seed 000: sign first, then app_id, out_trade_no and total_amount; we add seller_id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional
+from urllib.parse import parse_qsl
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from . import money, signing
+
+MAX_BODY_BYTES = 64 * 1024  # a real notify is about 1-2 KB
+CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "gb18030": "gb18030"}
+REQUIRED = ("app_id", "out_trade_no", "trade_status", "total_amount")
+PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
+MAX_FIELDS = 200
+
+
+class NotifyRejected(Exception):
+    """The notify is not one we accept. ``reason`` is safe to log (no key material)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A verified notify, reduced to what the order state machine needs."""
+
+    out_trade_no: str
+    trade_status: str
+    trade_no: Optional[str]
+    total_cents: int
+    app_id: str
+    seller_id: Optional[str]
+    notify_id: Optional[str]
+    gmt_payment: Optional[str]
+    params: Mapping[str, str]
+
+
+def parse_form(raw: bytes) -> Dict[str, str]:
+    """Decode ``application/x-www-form-urlencoded`` in the charset the notify names.
+
+    Percent-decoding happens on bytes; the bytes are then decoded with the ``charset`` field
+    (utf-8 by default, gbk for shops configured so). Duplicate keys are refused: which value
+    would be the signed one is exactly what a forger would like to choose.
+    """
+    if len(raw) > MAX_BODY_BYTES:
+        raise NotifyRejected(f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw), max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise NotifyRejected("body is not a form") from None
+    charset_values = [v for k, v in pairs if k == b"charset"]
+    declared = charset_values[0].decode("ascii", "replace").strip().lower() if charset_values else "utf-8"
+    encoding = CHARSETS.get(declared)
+    if encoding is None:
+        raise NotifyRejected(f"unsupported charset {declared[:20]!r}")
+    params: Dict[str, str] = {}
+    for key_bytes, value_bytes in pairs:
+        try:
+            key = key_bytes.decode(encoding)
+            value = value_bytes.decode(encoding)
+        except UnicodeDecodeError:
+            raise NotifyRejected(f"field is not valid {encoding}") from None
+        if key in params:
+            raise NotifyRejected(f"duplicate field {key[:40]!r}")
+        params[key] = value
+    return params
+
+
+def verify_signature(params: Mapping[str, str], public_key: rsa.RSAPublicKey) -> None:
+    """RSA2 over the notify sign content (``sign`` and ``sign_type`` left out)."""
+    if params.get("sign_type") != "RSA2":
+        raise NotifyRejected("sign_type is not RSA2")
+    sign = params.get("sign")
+    if not sign:
+        raise NotifyRejected("missing sign")
+    encoding = CHARSETS[params.get("charset", "utf-8").strip().lower()]
+    content = signing.sign_content(params, signing.NOTIFY_EXCLUDED)
+    if not signing.rsa2_verify(public_key, content, sign, encoding):
+        raise NotifyRejected("bad signature")
+
+
+def verify_notify(
+    raw: bytes,
+    *,
+    public_key: rsa.RSAPublicKey,
+    app_id: str,
+    seller_id: Optional[str] = None,
+) -> Notify:
+    """Parse, verify and check a notify body; raise ``NotifyRejected`` on anything amiss."""
+    params = parse_form(raw)
+    verify_signature(params, public_key)
+    missing = [name for name in REQUIRED if not params.get(name)]
+    if missing:
+        raise NotifyRejected(f"missing {', '.join(missing)}")
+    if params["app_id"] != app_id:
+        raise NotifyRejected("app_id is not ours")
+    if seller_id is not None and params.get("seller_id") != seller_id:
+        raise NotifyRejected("seller_id is not ours")
+    if params["trade_status"] in PAID_STATUSES and not params.get("trade_no"):
+        raise NotifyRejected("paid notify without trade_no")
+    try:
+        cents = money.yuan_to_cents(params["total_amount"])
+    except money.InvalidAmount as exc:
+        raise NotifyRejected(str(exc)) from None
+    return Notify(
+        out_trade_no=params["out_trade_no"],
+        trade_status=params["trade_status"],
+        trade_no=params.get("trade_no") or None,
+        total_cents=cents,
+        app_id=params["app_id"],
+        seller_id=params.get("seller_id") or None,
+        notify_id=params.get("notify_id") or None,
+        gmt_payment=params.get("gmt_payment") or None,
+        params=params,
+    )

@@ -1,0 +1,174 @@
+"""The Order and its state machine (seed 004's numbers), free of AWS so it tests in isolation.
+
+One transition function, ``apply_trade_status``, turns an Alipay ``trade_status`` into a
+conditional write on an ``OrderStore``; pay_notify uses it, and so will reconcile. The store
+does the writes atomically (DynamoDB conditions); this module decides what they mean.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Dict, Optional, Protocol
+
+from . import clock
+
+log = logging.getLogger(__name__)
+
+UNPAID, PAID, CLOSED = 0, 1, 2
+PLAY_TYPE_ALIPAY = 0
+
+PAID_TRADE_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
+CLOSED_TRADE_STATUS = "TRADE_CLOSED"
+WAITING_TRADE_STATUS = "WAIT_BUYER_PAY"
+KNOWN_TRADE_STATUSES = PAID_TRADE_STATUSES | {CLOSED_TRADE_STATUS, WAITING_TRADE_STATUS}
+
+_ALPHABET = string.ascii_lowercase + string.digits
+_RANDOM_LEN = 12  # 36**12 ≈ 4.7e18 per millisecond; the conditional put catches the rest
+
+
+def new_out_trade_no(at: Optional[datetime] = None) -> str:
+    """``ORDER_<epoch ms>_<random>``: ≤ 64 chars of [A-Za-z0-9_], unguessable, unique in practice.
+
+    Uniqueness is enforced, not assumed: the Order row is created with a conditional put and a
+    collision makes the caller draw a new number.
+    """
+    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LEN))
+    return f"ORDER_{clock.epoch_ms(at)}_{suffix}"
+
+
+@dataclass(frozen=True)
+class Order:
+    """One row of the Order table. ``order_num`` is Alipay's out_trade_no."""
+
+    order_num: str
+    product_id: str
+    user_id: str
+    order_name: str
+    total_cents: int
+    status: int = UNPAID
+    play_type: int = PLAY_TYPE_ALIPAY
+    order_date: str = field(default_factory=clock.iso)
+    pay_date: Optional[str] = None
+    trade_no: Optional[str] = None
+    body: Optional[str] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The item as stored, with seed 004's attribute names (totalAmount in cents)."""
+        item: Dict[str, Any] = {
+            "orderNum": self.order_num,
+            "productId": self.product_id,
+            "userId": self.user_id,
+            "orderName": self.order_name,
+            "totalAmount": self.total_cents,
+            "status": self.status,
+            "playType": self.play_type,
+            "orderDate": self.order_date,
+        }
+        for key, value in (("payDate", self.pay_date), ("tradeNo", self.trade_no), ("body", self.body)):
+            if value is not None:
+                item[key] = value
+        return item
+
+    @classmethod
+    def from_dict(cls, item: Dict[str, Any]) -> "Order":
+        return cls(
+            order_num=item["orderNum"],
+            product_id=item["productId"],
+            user_id=item["userId"],
+            order_name=item["orderName"],
+            total_cents=int(item["totalAmount"]),
+            status=int(item["status"]),
+            play_type=int(item.get("playType", PLAY_TYPE_ALIPAY)),
+            order_date=item["orderDate"],
+            pay_date=item.get("payDate"),
+            trade_no=item.get("tradeNo"),
+            body=item.get("body"),
+        )
+
+
+class OrderExists(Exception):
+    """An order with this orderNum is already stored; it was not overwritten."""
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"  # this call made the transition
+    ALREADY = "already"  # the order already holds the target state (a duplicate): fine
+    KEPT = "kept"  # the event asks for no change (WAIT_BUYER_PAY, or CLOSED after paid)
+    MISMATCH = "mismatch"  # the amount differs from the stored order: never applied
+    NOT_FOUND = "not_found"  # no such order
+
+    @property
+    def handled(self) -> bool:
+        """Whether Alipay may stop retrying (``success``) or must try again (``fail``)."""
+        return self in (Outcome.APPLIED, Outcome.ALREADY, Outcome.KEPT)
+
+
+@dataclass(frozen=True)
+class Transition:
+    outcome: Outcome
+    before: Optional[Order]  # the stored order before the write (None when not found)
+
+
+class OrderStore(Protocol):
+    """Storage behind the state machine. Each method is one atomic, conditional operation."""
+
+    def create(self, order: Order) -> None:
+        """Insert, never overwrite: raise ``OrderExists`` when orderNum is taken."""
+
+    def get(self, order_num: str) -> Optional[Order]:
+        """A strongly consistent read."""
+
+    def mark_paid(self, order_num: str, cents: int, trade_no: str, pay_date: str) -> Transition:
+        """status := 1 if status in (0, 2) and totalAmount == cents."""
+
+    def mark_closed(self, order_num: str, cents: Optional[int]) -> Transition:
+        """status := 2 if status == 0 (and totalAmount == cents when given)."""
+
+
+def judge(before: Optional[Order], target: int, cents: Optional[int]) -> Outcome:
+    """What a failed conditional write means, given the item as it was (ALL_OLD)."""
+    if before is None:
+        return Outcome.NOT_FOUND
+    if cents is not None and before.total_cents != cents:
+        return Outcome.MISMATCH
+    if before.status == target:
+        return Outcome.ALREADY
+    if target == CLOSED and before.status == PAID:
+        return Outcome.KEPT  # never downgrade a paid order; a full refund is not "unpaid"
+    raise AssertionError(f"condition failed for {target=} with status {before.status}")  # pragma: no cover
+
+
+def apply_trade_status(
+    store: OrderStore,
+    order_num: str,
+    trade_status: str,
+    cents: Optional[int],
+    trade_no: Optional[str] = None,
+    paid_at: Optional[datetime] = None,
+) -> Transition:
+    """Move the order as Alipay's trade_status says (../shared/design.md, "Order status").
+
+    TRADE_SUCCESS / TRADE_FINISHED -> paid, from unpaid or closed; TRADE_CLOSED -> closed, only
+    from unpaid; WAIT_BUYER_PAY -> no change. The amount must equal the stored one.
+    """
+    if trade_status in PAID_TRADE_STATUSES:
+        if cents is None or not trade_no:
+            raise ValueError("a paid transition needs the amount and Alipay's trade_no")
+        result = store.mark_paid(order_num, cents, trade_no, clock.iso(paid_at))
+        if result.outcome is Outcome.APPLIED and result.before and result.before.status == CLOSED:
+            log.error("order %s was closed but Alipay reports it paid; marked paid", order_num)
+        return result
+    if trade_status == CLOSED_TRADE_STATUS:
+        return store.mark_closed(order_num, cents)
+    if trade_status == WAITING_TRADE_STATUS:
+        before = store.get(order_num)
+        if before is None:
+            return Transition(Outcome.NOT_FOUND, None)
+        if cents is not None and before.total_cents != cents:
+            return Transition(Outcome.MISMATCH, before)
+        return Transition(Outcome.KEPT, before)
+    raise ValueError(f"unknown trade_status {trade_status[:40]!r}")

@@ -1,0 +1,141 @@
+"""The Order table on DynamoDB: every write is conditional, every failed condition explained.
+
+``boto3`` is imported here only, and lazily, so the pure core of shared/ imports no AWS code.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from .orders import CLOSED, PAID, UNPAID, Order, OrderExists, Outcome, Transition, judge
+
+_clients: Dict[str, Any] = {}
+
+
+def dynamodb_client():
+    """One low-level client per container (creating one costs tens of milliseconds)."""
+    if "dynamodb" not in _clients:
+        import boto3  # noqa: PLC0415 - deferred: pure modules must not pay for it
+
+        _clients["dynamodb"] = boto3.client("dynamodb")
+    return _clients["dynamodb"]
+
+
+def reset_clients() -> None:
+    """Drop the cached client (tests start and stop moto around each case)."""
+    _clients.clear()
+
+
+# --- (de)serialisation of the few attribute types we use ---------------------------------------
+
+def _to_attr(value: Any) -> Dict[str, str]:
+    if isinstance(value, bool):
+        raise TypeError("booleans are not stored")
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    raise TypeError(f"unsupported attribute type {type(value).__name__}")
+
+
+def _from_attr(attr: Dict[str, str]) -> Any:
+    if "N" in attr:
+        return int(attr["N"])
+    return attr["S"]
+
+
+def _item(order: Order) -> Dict[str, Dict[str, str]]:
+    return {k: _to_attr(v) for k, v in order.to_dict().items()}
+
+
+def _order(item: Optional[Dict[str, Dict[str, str]]]) -> Optional[Order]:
+    if not item:
+        return None
+    return Order.from_dict({k: _from_attr(v) for k, v in item.items()})
+
+
+class DynamoOrderRepository:
+    """``OrderStore`` on one DynamoDB table keyed by ``orderNum`` (S)."""
+
+    def __init__(self, table_name: str, client=None) -> None:
+        self.table_name = table_name
+        self._client = client if client is not None else dynamodb_client()
+
+    def create(self, order: Order) -> None:
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=_item(order),
+                ConditionExpression="attribute_not_exists(orderNum)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            raise OrderExists(order.order_num) from None
+
+    def get(self, order_num: str) -> Optional[Order]:
+        reply = self._client.get_item(
+            TableName=self.table_name, Key={"orderNum": {"S": order_num}}, ConsistentRead=True
+        )
+        return _order(reply.get("Item"))
+
+    def mark_paid(self, order_num: str, cents: int, trade_no: str, pay_date: str) -> Transition:
+        return self._transition(
+            order_num,
+            target=PAID,
+            cents=cents,
+            update="SET #status = :target, payDate = :payDate, tradeNo = :tradeNo",
+            condition="#status IN (:unpaid, :closed)",
+            values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED)},
+        )
+
+    def mark_closed(self, order_num: str, cents: Optional[int]) -> Transition:
+        return self._transition(
+            order_num, target=CLOSED, cents=cents, update="SET #status = :target", condition="#status = :unpaid"
+        )
+
+    def _transition(
+        self,
+        order_num: str,
+        *,
+        target: int,
+        cents: Optional[int],
+        update: str,
+        condition: str,
+        values: Optional[Dict[str, Dict[str, str]]] = None,
+    ) -> Transition:
+        """One conditional UpdateItem; on a failed condition, judge the old item it returns."""
+        condition = f"attribute_exists(orderNum) AND {condition}"
+        names = {"#status": "status"}
+        attr_values = {":target": _to_attr(target), ":unpaid": _to_attr(UNPAID), **(values or {})}
+        if cents is not None:
+            condition += " AND totalAmount = :cents"
+            attr_values[":cents"] = _to_attr(cents)
+        try:
+            reply = self._client.update_item(
+                TableName=self.table_name,
+                Key={"orderNum": {"S": order_num}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=attr_values,
+                ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            before = _order(exc.response.get("Item"))
+            return Transition(judge(before, target, cents), before)
+        return Transition(Outcome.APPLIED, _order(reply.get("Attributes")))
+
+
+_repositories: Dict[str, DynamoOrderRepository] = {}
+
+
+def order_repository(table_name: str) -> DynamoOrderRepository:
+    """The container's repository for ``table_name`` (client and table reused across requests)."""
+    repo = _repositories.get(table_name)
+    if repo is None:
+        repo = _repositories[table_name] = DynamoOrderRepository(table_name)
+    return repo
+
+
+def reset() -> None:
+    reset_clients()
+    _repositories.clear()
