@@ -2,7 +2,8 @@
 
 Handlers parse their event, call in here, and shape the reply. Only ``repository`` touches AWS.
 """
-import logging
 import os
 
-logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+from . import logs
+
+logs.setup(os.environ.get("LOG_LEVEL", "INFO"))

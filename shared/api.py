@@ -9,8 +9,9 @@ import logging
 from decimal import Decimal
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from . import logs
 from .config import ConfigError, Settings, settings
-from .validation import InvalidInput
+from .validation import InvalidInput, RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,28 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def header(event: Mapping[str, Any], name: str) -> Optional[str]:
+    """A request header by case-insensitive name (HTTP API v2 lower-cases them; tests may not)."""
+    wanted = name.lower()
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def jwt_sub(event: Mapping[str, Any]) -> Optional[str]:
+    """The ``sub`` claim of the JWT the HTTP API authorizer verified; None without an authorizer.
+
+    Only API Gateway writes ``requestContext.authorizer``; a client cannot forge it, unlike a
+    ``userId`` in the body.
+    """
+    try:
+        sub = event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+    except (KeyError, TypeError):
+        return None
+    return sub if isinstance(sub, str) and sub else None
+
+
 def envelope(code: int, data: Any = None, msg: str = "ok") -> Dict[str, Any]:
     """Seed 004's response shape: ``{code, data, msg}``."""
     return {"code": code, "data": data, "msg": msg}
@@ -72,13 +95,17 @@ def endpoint(*needs: str, error: Callable[[int, str], Dict[str, Any]] = lambda c
     """Wrap ``fn(event, settings)`` as a Lambda handler.
 
     Configuration named in ``needs`` is validated first, so nothing is written on bad config
-    (500, the variable logged by name). ``InvalidInput`` becomes 400 with its message; anything
+    (500, the variable logged by name). ``RequestRefused`` (``InvalidInput``: 400) becomes its status with its message; anything
     else is our failure: logged with its traceback, answered 500 without details.
     """
 
     def wrap(fn: Callable[[Mapping[str, Any], Settings], Dict[str, Any]]):
         @functools.wraps(fn)
         def handler(event: Mapping[str, Any], context: Any = None) -> Dict[str, Any]:
+            logs.clear(
+                function_request_id=getattr(context, "aws_request_id", None),
+                api_request_id=_api_request_id(event),
+            )
             try:
                 cfg = settings().require(*needs)
             except ConfigError as exc:
@@ -86,8 +113,9 @@ def endpoint(*needs: str, error: Callable[[int, str], Dict[str, Any]] = lambda c
                 return error(500, "server configuration error")
             try:
                 return fn(event, cfg)
-            except InvalidInput as exc:
-                return error(400, str(exc))
+            except RequestRefused as exc:
+                log.info("refused %s: %s", exc.status, exc)
+                return error(exc.status, str(exc))
             except Exception:  # noqa: BLE001 - the last line of defence answers, never crashes
                 log.exception("%s failed", fn.__module__)
                 return error(500, "internal error, please retry")
@@ -95,3 +123,10 @@ def endpoint(*needs: str, error: Callable[[int, str], Dict[str, Any]] = lambda c
         return handler
 
     return wrap
+
+
+def _api_request_id(event: Any) -> Optional[str]:
+    try:
+        return event["requestContext"]["requestId"]
+    except (KeyError, TypeError):
+        return None

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import re
 from functools import cached_property
-from typing import Mapping, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import signing
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 APP_ID = "ALIPAY_APP_ID"
 APP_PRIVATE_KEY = "ALIPAY_APP_PRIVATE_KEY"
@@ -22,6 +26,10 @@ ALIPAY_PUBLIC_KEY = "ALIPAY_PUBLIC_KEY"
 NOTIFY_URL = "ALIPAY_NOTIFY_URL"
 SELLER_ID = "ALIPAY_SELLER_ID"
 ORDER_TABLE = "ORDER_TABLE"
+IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+IDEMPOTENCY_TTL = "IDEMPOTENCY_TTL_SECONDS"
+PRODUCT_CATALOG = "PRODUCT_CATALOG"
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the Lambda task root (LAMBDA_TASK_ROOT)
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
@@ -42,6 +50,7 @@ class Settings:
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
         self._env = os.environ if environ is None else environ
+        self._keys: Dict[str, Tuple[str, Any]] = {}
 
     def _raw(self, name: str) -> str:
         value = self._env.get(name, "").strip()
@@ -59,19 +68,32 @@ class Settings:
     def app_id(self) -> str:
         return self._matching(APP_ID, _APP_ID_RE, "the 16-digit app id")
 
-    @cached_property
-    def app_private_key(self) -> rsa.RSAPrivateKey:
-        try:
-            return signing.load_private_key(self._raw(APP_PRIVATE_KEY))
-        except signing.KeyFormatError as exc:
-            raise ConfigError(APP_PRIVATE_KEY, f"malformed ({exc})") from None
+    def _key(self, variable: str, load: Callable[[str], Any]) -> Any:
+        """The parsed key, from the environment, SSM or Secrets Manager (shared/secrets.py).
 
-    @cached_property
-    def alipay_public_key(self) -> rsa.RSAPublicKey:
+        The text is re-read through the secrets cache (a dict lookup when warm); it is parsed
+        again only when it changed, i.e. once per container and rotation.
+        """
+        from . import secrets  # noqa: PLC0415 - secrets imports ConfigError from here
+
+        text, source = secrets.key_text(self._env, variable)
+        cached = self._keys.get(variable)
+        if cached is not None and cached[0] == text:
+            return cached[1]
         try:
-            return signing.load_public_key(self._raw(ALIPAY_PUBLIC_KEY))
+            key = load(text)
         except signing.KeyFormatError as exc:
-            raise ConfigError(ALIPAY_PUBLIC_KEY, f"malformed ({exc})") from None
+            raise ConfigError(source, f"malformed ({exc})") from None
+        self._keys[variable] = (text, key)
+        return key
+
+    @property
+    def app_private_key(self) -> rsa.RSAPrivateKey:
+        return self._key(APP_PRIVATE_KEY, signing.load_private_key)
+
+    @property
+    def alipay_public_key(self) -> rsa.RSAPublicKey:
+        return self._key(ALIPAY_PUBLIC_KEY, signing.load_public_key)
 
     @cached_property
     def notify_url(self) -> str:
@@ -90,6 +112,34 @@ class Settings:
     @cached_property
     def order_table(self) -> str:
         return self._matching(ORDER_TABLE, _TABLE_RE, "a DynamoDB table name")
+
+    @cached_property
+    def idempotency_table(self) -> Optional[str]:
+        """Optional: the table behind the ``Idempotency-Key`` header (shared/idempotency.py)."""
+        if not self._env.get(IDEMPOTENCY_TABLE, "").strip():
+            return None
+        return self._matching(IDEMPOTENCY_TABLE, _TABLE_RE, "a DynamoDB table name")
+
+    @cached_property
+    def idempotency_ttl(self) -> int:
+        """How long an Idempotency-Key is remembered (default one hour, as Powertools does)."""
+        raw = self._env.get(IDEMPOTENCY_TTL, "").strip() or "3600"
+        if not raw.isdigit() or not 60 <= int(raw) <= 7 * 24 * 3600:
+            raise ConfigError(IDEMPOTENCY_TTL, "malformed (expected 60 to 604800 seconds)")
+        return int(raw)
+
+    @cached_property
+    def catalog(self) -> Optional["Catalog"]:
+        """Optional: the product catalog whose prices pay trusts over the client's (shared/catalog.py)."""
+        from .catalog import CatalogError, load_catalog  # noqa: PLC0415
+
+        if not self._env.get(PRODUCT_CATALOG, "").strip():
+            return None
+        path = Path(self._raw(PRODUCT_CATALOG))
+        try:
+            return load_catalog(path if path.is_absolute() else CODE_ROOT / path)
+        except CatalogError as exc:
+            raise ConfigError(PRODUCT_CATALOG, f"malformed ({exc})") from None
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""

@@ -5,7 +5,7 @@ an ``int`` of cents and every parse goes through ``Decimal`` from the original t
 """
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from typing import Union
 
 MIN_CENTS = 1  # Alipay: [0.01, 100000000.00]
@@ -33,7 +33,15 @@ def yuan_to_cents(value: object, *, field: str = "total_amount") -> int:
         raise InvalidAmount(f"{field} is not a number: {str(value)[:32]!r}") from None
     if not amount.is_finite():
         raise InvalidAmount(f"{field} must be a finite number")
-    cents = amount * 100
+    if amount and amount.adjusted() > 9:  # >= 1e10 yuan: out of range, and no 1e999999 * 100 overflow
+        raise InvalidAmount(f"{field} must not exceed 100000000.00 yuan")
+    with localcontext() as exact:
+        exact.prec = 64
+        exact.traps[Inexact] = True  # 28-digit rounding would turn 1.00000000000000000000000000001 into 1
+        try:
+            cents = amount * 100
+        except Inexact:
+            raise InvalidAmount(f"{field} must have at most two decimals") from None
     if cents != cents.to_integral_value():
         raise InvalidAmount(f"{field} must have at most two decimals")
     return check_cents(int(cents), field=field)

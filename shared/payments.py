@@ -7,11 +7,11 @@ orderStr. So a DynamoDB failure never yields an orderStr without its row.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Optional, Tuple
 
-from . import clock, orderstr
+from . import clock, idempotency, logs, orderstr
 from .config import Settings
 from .notify import Notify, NotifyRejected, verify_notify
 from .orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
@@ -45,6 +45,46 @@ def add_order(store: OrderStore, new: NewOrder, order_num: Optional[str] = None)
 def start_app_pay(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[datetime] = None) -> Tuple[Order, str]:
     """Create the Order row (status 0) and return it with its signed orderStr."""
     return _create_fresh(store, new, at, sign=lambda order: _order_str(cfg, order, at))
+
+
+@dataclass(frozen=True)
+class AppPay:
+    """pay's answer: the order's number and its signed orderStr (``replayed`` for a retry)."""
+
+    order_num: str
+    order_str: str
+    replayed: bool = False
+
+
+def app_pay(
+    store: OrderStore,
+    cfg: Settings,
+    new: NewOrder,
+    *,
+    keys: Optional[idempotency.IdempotencyStore] = None,
+    key: Optional[str] = None,
+) -> AppPay:
+    """``start_app_pay``, at most once per ``Idempotency-Key`` when the caller sent one.
+
+    Without a key (or without a key store configured) every request is a new order, as in seed 004.
+    """
+    def operation() -> dict:
+        order, order_str = start_app_pay(store, cfg, new)
+        return {"orderNum": order.order_num, "orderStr": order_str}
+
+    if key is None or keys is None:
+        if key is not None:
+            log.warning("Idempotency-Key sent but IDEMPOTENCY_TABLE is not configured; ignoring it")
+        result, replayed = operation(), False
+    else:
+        outcome = idempotency.run_once(
+            keys, scope="pay", caller=new.user_id, key=key, request=asdict(new), operation=operation,
+            ttl=cfg.idempotency_ttl,
+        )
+        result, replayed = outcome.result, outcome.replayed
+    logs.bind(order_num=result["orderNum"])
+    log.info("orderStr issued%s", " (replayed for its Idempotency-Key)" if replayed else "")
+    return AppPay(result["orderNum"], result["orderStr"], replayed)
 
 
 def _order_str(cfg: Settings, order: Order, at: Optional[datetime]) -> str:
@@ -83,6 +123,7 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
         notify = verify_notify(raw, public_key=cfg.alipay_public_key, app_id=cfg.app_id, seller_id=cfg.seller_id)
     except NotifyRejected as exc:
         return NotifyResult("fail", f"rejected: {exc.reason}")
+    logs.bind(order_num=notify.out_trade_no, trade_status=notify.trade_status)
     try:
         paid_at = clock.parse_alipay_time(notify.gmt_payment) if notify.gmt_payment else None
         transition = apply_trade_status(

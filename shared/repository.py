@@ -1,28 +1,126 @@
-"""The Order table on DynamoDB: every write is conditional, every failed condition explained.
+"""DynamoDB (and the SSM / Secrets Manager reads) for the core: every write is conditional,
+every failed condition explained, every call bounded in time.
 
 ``boto3`` is imported here only, and lazily, so the pure core of shared/ imports no AWS code.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from .idempotency import COMPLETED, IN_PROGRESS, Record
 from .orders import CLOSED, PAID, UNPAID, Order, OrderExists, Outcome, Transition, judge
 
+# --- time budgets -------------------------------------------------------------------------------
+
+MAX_BACKOFF = 20.0  # botocore's cap on one retry delay (retries/standard.py ExponentialBackoff)
+NOTIFY_DEADLINE = 5.0  # Alipay must read our answer within this, or it counts the delivery failed
+NOTIFY_COMPUTE_ALLOWANCE = 0.5  # parse + RSA2 verify + logging, measured in milliseconds; generous
+
+
+@dataclass(frozen=True)
+class CallBudget:
+    """A botocore client setting whose worst case is a sum we can check without sleeping.
+
+    Standard retry mode (AWS's recommended mode: retries throttling, 5xx and timeouts, with
+    jittered exponential backoff and a retry quota) waits at most ``min(2 ** (n - 1), 20)``
+    seconds after failed attempt ``n``; each attempt waits at most connect + read timeout.
+    """
+
+    attempts: int
+    connect_timeout: float
+    read_timeout: float
+    max_pool_connections: int = 10
+
+    def backoff_bound(self, failed_attempt: int) -> float:
+        return min(2.0 ** (failed_attempt - 1), MAX_BACKOFF)
+
+    def worst_case_seconds(self) -> float:
+        """Every attempt times out in full and every backoff draws its maximum."""
+        waits = sum(self.backoff_bound(n) for n in range(1, self.attempts))
+        return self.attempts * (self.connect_timeout + self.read_timeout) + waits
+
+    def botocore_config(self):
+        from botocore.config import Config  # noqa: PLC0415
+
+        return Config(
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_pool_connections=self.max_pool_connections,
+        )
+
+
+# DynamoDB in-region answers in milliseconds; one retry covers a throttle or a dropped connection,
+# and a second failure is Alipay's to retry (``fail``), never ours to wait out.
+DYNAMODB = CallBudget(attempts=2, connect_timeout=0.3, read_timeout=0.6)
+# Keys are read once per container and then every SECRETS_TTL_SECONDS; a failed refresh keeps the
+# cached key (shared/secrets.py), so only a cold start depends on this one unretried call.
+SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
+
+
+def notify_worst_case_seconds() -> float:
+    """pay_notify's worst case: a cold key read, one conditional write, and the CPU work."""
+    return SECRETS.worst_case_seconds() + DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
+
+
+# --- clients --------------------------------------------------------------------------------------
+
 _clients: Dict[str, Any] = {}
+BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS}
+
+
+def client(service: str):
+    """One low-level client per service and container (creating one costs tens of milliseconds),
+    configured with the service's ``CallBudget``."""
+    if service not in _clients:
+        import boto3  # noqa: PLC0415 - deferred: pure modules must not pay for it
+
+        _clients[service] = boto3.client(service, config=BUDGETS[service].botocore_config())
+    return _clients[service]
 
 
 def dynamodb_client():
-    """One low-level client per container (creating one costs tens of milliseconds)."""
-    if "dynamodb" not in _clients:
-        import boto3  # noqa: PLC0415 - deferred: pure modules must not pay for it
-
-        _clients["dynamodb"] = boto3.client("dynamodb")
-    return _clients["dynamodb"]
+    return client("dynamodb")
 
 
 def reset_clients() -> None:
-    """Drop the cached client (tests start and stop moto around each case)."""
+    """Drop the cached clients (tests start and stop moto around each case)."""
     _clients.clear()
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+class SecretUnavailable(RuntimeError):
+    """A key could not be read from SSM or Secrets Manager. The message holds the AWS error code
+    and the parameter's name, never a value."""
+
+
+def read_ssm_parameter(name: str) -> str:
+    """An SSM parameter's value, decrypted (SecureString)."""
+    ssm = client("ssm")
+    try:
+        return ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except Exception as exc:  # noqa: BLE001 - botocore raises many classes; the code is what matters
+        raise SecretUnavailable(f"SSM GetParameter {name} failed: {_error_code(exc)}") from None
+
+
+def read_secret(secret_id: str) -> str:
+    """A Secrets Manager secret's ``SecretString``."""
+    secrets = client("secretsmanager")
+    try:
+        value = secrets.get_secret_value(SecretId=secret_id).get("SecretString")
+    except Exception as exc:  # noqa: BLE001
+        raise SecretUnavailable(f"Secrets Manager GetSecretValue {secret_id} failed: {_error_code(exc)}") from None
+    if value is None:
+        raise SecretUnavailable(f"Secrets Manager secret {secret_id} has no SecretString")
+    return value
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") or type(exc).__name__
 
 
 # --- (de)serialisation of the few attribute types we use ---------------------------------------
@@ -61,13 +159,19 @@ class DynamoOrderRepository:
         self._client = client if client is not None else dynamodb_client()
 
     def create(self, order: Order) -> None:
+        item = _item(order)
         try:
             self._client.put_item(
                 TableName=self.table_name,
-                Item=_item(order),
+                Item=item,
                 ConditionExpression="attribute_not_exists(orderNum)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            if exc.response.get("Item") == item:
+                # Our own earlier attempt landed and its answer was lost (a timeout, then a
+                # retry by botocore): the row is exactly ours, so the create did happen.
+                return
             raise OrderExists(order.order_num) from None
 
     def get(self, order_num: str) -> Optional[Order]:
@@ -139,3 +243,88 @@ def order_repository(table_name: str) -> DynamoOrderRepository:
 def reset() -> None:
     reset_clients()
     _repositories.clear()
+    _idempotency_stores.clear()
+
+
+# --- Idempotency-Key records -----------------------------------------------------------------
+
+class DynamoIdempotencyStore:
+    """``idempotency.IdempotencyStore`` on a table keyed by ``id`` (S) with TTL on ``expiration``.
+
+    DynamoDB deletes expired items lazily (within days), so every condition also compares
+    ``expiration`` with the clock: an expired record counts as absent.
+    """
+
+    def __init__(self, table_name: str, client=None) -> None:
+        self.table_name = table_name
+        self._client = client if client is not None else dynamodb_client()
+
+    def claim(self, record: Record, now: int) -> Optional[Record]:
+        item = {
+            "id": {"S": record.id},
+            "status": {"S": record.status},
+            "fingerprint": {"S": record.fingerprint},
+            "expiration": {"N": str(record.expiration)},
+            "inProgressExpiration": {"N": str(record.in_progress_expiration)},
+        }
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression=(
+                    "attribute_not_exists(id) OR expiration <= :now"
+                    " OR (#status = :inProgress AND inProgressExpiration <= :now)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":inProgress": {"S": record.status}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item") or {}
+            if not old:
+                raise  # pragma: no cover - DynamoDB returns the item that failed the condition
+            if old == item:
+                return None  # our own retried put landed on the first attempt
+            result = old.get("result", {}).get("S")
+            return Record(
+                id=old["id"]["S"],
+                status=old["status"]["S"],
+                fingerprint=old["fingerprint"]["S"],
+                expiration=int(old["expiration"]["N"]),
+                in_progress_expiration=int(old["inProgressExpiration"]["N"]),
+                result=json.loads(result) if result else None,
+            )
+        return None
+
+    def complete(self, record_id: str, result: Dict[str, str], expiration: int) -> None:
+        self._client.update_item(
+            TableName=self.table_name,
+            Key={"id": {"S": record_id}},
+            UpdateExpression="SET #status = :completed, #result = :result, expiration = :expiration",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#status": "status", "#result": "result"},
+            ExpressionAttributeValues={
+                ":completed": {"S": COMPLETED},
+                ":result": {"S": json.dumps(result, ensure_ascii=False)},
+                ":expiration": {"N": str(expiration)},
+            },
+        )
+
+    def release(self, record_id: str) -> None:
+        self._client.delete_item(
+            TableName=self.table_name,
+            Key={"id": {"S": record_id}},
+            ConditionExpression="#status = :inProgress",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":inProgress": {"S": IN_PROGRESS}},
+        )
+
+
+_idempotency_stores: Dict[str, DynamoIdempotencyStore] = {}
+
+
+def idempotency_store(table_name: str) -> DynamoIdempotencyStore:
+    store = _idempotency_stores.get(table_name)
+    if store is None:
+        store = _idempotency_stores[table_name] = DynamoIdempotencyStore(table_name)
+    return store

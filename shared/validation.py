@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from . import money
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 MAX_ID_LEN = 64
 MAX_SUBJECT_LEN = 256
@@ -16,8 +19,29 @@ MAX_BODY_LEN = 128
 OUT_TRADE_NO_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-class InvalidInput(ValueError):
+class RequestRefused(ValueError):
+    """The request cannot be served as sent; ``status`` is the HTTP answer, the message its ``msg``."""
+
+    status = 400
+
+
+class InvalidInput(RequestRefused):
     """The request is wrong; the message says what, in words the client can act on."""
+
+
+class NotTheCaller(RequestRefused):
+    """The body names another user than the one the JWT authorizer verified."""
+
+    status = 403
+
+
+# Rejected characters, by Unicode category: controls and line/paragraph separators (they break
+# Alipay's subject and our logs), lone surrogates (not encodable), format characters (bidi
+# overrides that disguise text, zero-width joiners), private-use and unassigned code points.
+_REJECTED_CATEGORIES = {"Cc": "control characters", "Zl": "control characters", "Zp": "control characters",
+                        "Cs": "lone surrogates", "Cf": "invisible format characters (bidi, zero-width)",
+                        "Co": "private-use characters", "Cn": "unassigned code points"}
+_MAX_COMBINING_RUN = 3  # Vietnamese stacks two; "zalgo" text stacks dozens
 
 
 def text(payload: Mapping[str, Any], name: str, max_len: int, *, required: bool = True) -> Optional[str]:
@@ -30,17 +54,37 @@ def text(payload: Mapping[str, Any], name: str, max_len: int, *, required: bool 
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a string")
+    _check_characters(name, value)
+    value = unicodedata.normalize("NFC", value)  # "e" + U+0301 and "é" are one subject
     if not value.strip():
         raise InvalidInput(f"{name} must not be blank")
     if len(value) > max_len:
         raise InvalidInput(f"{name} must be at most {max_len} characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{name} is not valid Unicode") from None
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
-        raise InvalidInput(f"{name} must not contain control characters")
     return value
+
+
+def _check_characters(name: str, value: str) -> None:
+    """Refuse what Alipay's subject or our logs cannot carry; the message says which kind."""
+    combining = 0
+    for position, ch in enumerate(value):
+        category = unicodedata.category(ch)
+        if category in _REJECTED_CATEGORIES:
+            raise InvalidInput(f"{name} must not contain {_REJECTED_CATEGORIES[category]}")
+        if _is_emoji(ch, category):
+            raise InvalidInput(f"{name} must not contain emoji (Alipay refuses them in titles)")
+        if category in ("Mn", "Mc", "Me"):
+            combining += 1
+            if position == 0 or combining > _MAX_COMBINING_RUN:
+                raise InvalidInput(f"{name} has misplaced combining marks")
+        else:
+            combining = 0
+
+
+def _is_emoji(ch: str, category: str) -> bool:
+    """Pictographs above the BMP, their skin-tone modifiers and the emoji variation selector;
+    BMP symbols such as ★ stay allowed (shops use them in product names)."""
+    code = ord(ch)
+    return (code > 0xFFFF and category in ("So", "Sk")) or code in (0xFE0F, 0x20E3)
 
 
 @dataclass(frozen=True)
@@ -54,15 +98,28 @@ class NewOrder:
     body: Optional[str] = None
 
 
-def _common(payload: Any) -> dict:
+def _common(payload: Any, caller: Optional[str] = None) -> dict:
     if not isinstance(payload, Mapping):
         raise InvalidInput("body must be a JSON object")
     return {
         "product_id": text(payload, "productId", MAX_ID_LEN),
-        "user_id": text(payload, "userId", MAX_ID_LEN),
+        "user_id": _user_id(payload, caller),
         "order_name": text(payload, "orderName", MAX_SUBJECT_LEN),
         "body": text(payload, "body", MAX_BODY_LEN, required=False),
     }
+
+
+def _user_id(payload: Mapping[str, Any], caller: Optional[str]) -> str:
+    """The JWT's ``sub`` when the route has an authorizer; the body's ``userId`` only without one.
+    A body that names someone else is refused rather than silently rewritten."""
+    if caller is None:
+        return text(payload, "userId", MAX_ID_LEN)
+    claimed = text(payload, "userId", MAX_ID_LEN, required=False)
+    if claimed is not None and claimed != caller:
+        raise NotTheCaller("userId differs from the signed-in user")
+    if len(caller) > MAX_ID_LEN:
+        raise InvalidInput(f"the signed-in user's id is longer than {MAX_ID_LEN} characters")
+    return caller
 
 
 def _amount(convert, value: Any, name: str) -> int:
@@ -74,10 +131,17 @@ def _amount(convert, value: Any, name: str) -> int:
         raise InvalidInput(str(exc)) from None
 
 
-def pay_request(payload: Any) -> NewOrder:
-    """pay's JSON body: ``{productId, userId, orderName, total_amount (yuan), body?}``."""
-    fields = _common(payload)
-    cents = _amount(money.yuan_to_cents, payload.get("total_amount"), "total_amount")
+def pay_request(payload: Any, *, caller: Optional[str] = None, catalog: Optional[Catalog] = None) -> NewOrder:
+    """pay's JSON body: ``{productId, userId, orderName, total_amount (yuan), body?}``.
+
+    ``caller`` (the JWT ``sub``) replaces ``userId``; with a ``catalog`` the price is the
+    catalog's and ``total_amount`` becomes optional (checked against it when sent).
+    """
+    fields = _common(payload, caller)
+    if catalog is not None:
+        cents = catalog.price(fields["product_id"], payload.get("total_amount"))
+    else:
+        cents = _amount(money.yuan_to_cents, payload.get("total_amount"), "total_amount")
     return NewOrder(total_cents=cents, **fields)
 
 

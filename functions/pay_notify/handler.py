@@ -13,5 +13,7 @@ def handler(event, cfg):
     raw = api.raw_body(event)
     result = take_notify(order_repository(cfg.order_table), cfg, raw)
     level = logging.INFO if result.answer == "success" else logging.WARNING
-    log.log(level, "notify %s -> %s (%s)", result.notify.out_trade_no if result.notify else "-", result.answer, result.reason)
+    outcome = result.transition.outcome.value if result.transition else None
+    log.log(level, "notify %s -> %s (%s)", result.notify.out_trade_no if result.notify else "-", result.answer,
+            result.reason, extra={"answer": result.answer, "outcome": outcome})
     return api.text_reply(result.answer)

@@ -1,0 +1,69 @@
+"""moto in server mode on 127.0.0.1: the handlers talk real HTTP to a DynamoDB emulator that
+serves many connections at once, so concurrent deliveries race inside the emulator, not in a loop.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from local import schema
+from shared import repository
+
+MUTATIONS = ("put_item", "update_item", "delete_item")
+
+
+def _item_atomic(backend_class) -> list:
+    """DynamoDB applies each single-item write atomically (condition check and write together).
+    moto evaluates a condition and then writes without a lock, so two threads could both pass a
+    condition: that would be the emulator's race, not ours. Serialise moto's item writes the way
+    DynamoDB does; which request wins is still decided by the race."""
+    lock = threading.RLock()
+    originals = []
+    for name in MUTATIONS:
+        original = getattr(backend_class, name)
+        originals.append((name, original))
+
+        @functools.wraps(original)
+        def locked(self, *args, __original=original, **kwargs):
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        setattr(backend_class, name, locked)
+    return originals
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.server import ThreadedMotoServer
+
+    originals = _item_atomic(DynamoDBBackend)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+    for name, original in originals:
+        setattr(DynamoDBBackend, name, original)
+
+
+@pytest.fixture
+def served_dynamodb(env, moto_server, monkeypatch):
+    """A fresh Order table on the moto server; the handlers' own client reaches it through
+    ``AWS_ENDPOINT_URL_DYNAMODB`` (the standard per-service endpoint variable)."""
+    table = f"order-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_server)
+    monkeypatch.setenv("ORDER_TABLE", table)
+    repository.reset()
+    client = boto3.client("dynamodb", endpoint_url=moto_server, config=Config(max_pool_connections=64))
+    schema.create_order_table(client, table)
+    yield client, table
+    client.delete_table(TableName=table)
+    repository.reset()

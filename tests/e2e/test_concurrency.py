@@ -1,0 +1,131 @@
+"""Duplicate and racing notifies, delivered by many threads at once over real HTTP to moto."""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import List
+
+import pytest
+
+from functions.pay_notify.handler import handler as pay_notify
+from local import alipay
+from shared.orders import PAID, Order
+from shared.repository import DynamoOrderRepository
+
+from ..conftest import APP_ID, notify_event
+
+THREADS = 32
+
+
+class Outcomes(logging.Handler):
+    """Collects the ``outcome`` pay_notify logs for every delivery (thread-safe: Handler locks)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "outcome"):
+            self.records.append(record)
+
+    def count(self, outcome: str, trade_status: str | None = None) -> int:
+        return sum(
+            1 for r in self.records
+            if r.outcome == outcome and (trade_status is None or trade_status in r.getMessage())
+        )
+
+
+@pytest.fixture
+def outcomes():
+    handler = Outcomes()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+
+
+def unpaid(store: DynamoOrderRepository, order_num: str, cents: int = 19801) -> None:
+    store.create(Order(order_num=order_num, product_id="P1", user_id="U1", order_name="order", total_cents=cents))
+
+
+def signed(keys, order_num: str, status: str = "TRADE_SUCCESS", amount: str = "198.01", trade_no: str = "2026112622001400000000000001"):
+    params = alipay.notify_params(app_id=APP_ID, out_trade_no=order_num, total_amount=amount, trade_status=status, trade_no=trade_no)
+    return notify_event(alipay.sign_notify(params, keys.private_key))
+
+
+def deliver_at_once(events) -> List[str]:
+    """Each event from its own thread, all released by one barrier; asserts they overlapped."""
+    barrier = threading.Barrier(len(events))
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, peak
+
+    def deliver(event):
+        barrier.wait()
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+        try:
+            return pay_notify(event)["body"]
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    with ThreadPoolExecutor(max_workers=len(events)) as pool:
+        answers = list(pool.map(deliver, events))
+    assert in_flight[1] > len(events) // 2, f"deliveries did not overlap (peak {in_flight[1]})"
+    return answers
+
+
+def test_32_simultaneous_duplicates_make_exactly_one_transition(served_dynamodb, alipay_keys, outcomes):
+    client, table = served_dynamodb
+    store = DynamoOrderRepository(table, client)
+    unpaid(store, "ORDER_1_race")
+    event = signed(alipay_keys, "ORDER_1_race")
+
+    answers = deliver_at_once([event] * THREADS)
+
+    assert answers == ["success"] * THREADS
+    assert outcomes.count("applied") == 1
+    assert outcomes.count("already") == THREADS - 1
+    order = store.get("ORDER_1_race")
+    assert order.status == PAID and order.trade_no == "2026112622001400000000000001"
+
+
+def test_success_and_closed_racing_end_paid(served_dynamodb, alipay_keys, outcomes):
+    client, table = served_dynamodb
+    store = DynamoOrderRepository(table, client)
+    unpaid(store, "ORDER_2_race")
+    success = signed(alipay_keys, "ORDER_2_race", "TRADE_SUCCESS")
+    closed = signed(alipay_keys, "ORDER_2_race", "TRADE_CLOSED")
+    events = [success, closed] * (THREADS // 2)
+    random.Random(4).shuffle(events)
+
+    answers = deliver_at_once(events)
+
+    assert answers == ["success"] * THREADS
+    assert outcomes.count("applied", "TRADE_SUCCESS") == 1
+    assert outcomes.count("applied", "TRADE_CLOSED") <= 1  # closed first, then paid over it: allowed
+    assert store.get("ORDER_2_race").status == PAID
+
+
+def test_500_orders_times_2_interleaved_duplicates_make_500_transitions(served_dynamodb, alipay_keys, outcomes):
+    client, table = served_dynamodb
+    store = DynamoOrderRepository(table, client)
+    numbers = [f"ORDER_3_{i:04d}" for i in range(500)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda n: unpaid(store, n), numbers))
+    events = [signed(alipay_keys, n, trade_no=f"20261126220014{i:014d}") for i, n in enumerate(numbers)]
+    deliveries = events * 2
+    random.Random(500).shuffle(deliveries)
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        answers = list(pool.map(lambda e: pay_notify(e)["body"], deliveries))
+
+    assert answers.count("success") == 1000
+    assert outcomes.count("applied") == 500
+    assert outcomes.count("already") == 500
+    items = client.scan(TableName=table, ConsistentRead=True)["Items"]
+    assert len(items) == 500
+    assert {int(i["status"]["N"]) for i in items} == {PAID}
