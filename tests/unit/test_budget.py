@@ -1,0 +1,36 @@
+"""The notify's time budget, checked as arithmetic over the configured clients (no sleeping)."""
+import types
+
+import pytest
+from botocore.retries import standard
+
+from shared import repository
+from shared.repository import DYNAMODB, NOTIFY_DEADLINE, SECRETS, CallBudget
+
+
+def test_the_notify_answers_within_alipays_deadline_in_the_worst_case():
+    worst = repository.notify_worst_case_seconds()
+    assert worst <= NOTIFY_DEADLINE, f"{worst:.2f}s > {NOTIFY_DEADLINE}s"
+
+
+def test_worst_case_adds_every_timeout_and_every_maximal_backoff():
+    assert CallBudget(attempts=3, connect_timeout=1, read_timeout=2).worst_case_seconds() == 3 * 3 + 1 + 2
+    assert CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7).worst_case_seconds() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8])
+def test_our_backoff_bound_is_botocores_largest_draw(attempt):
+    """Ties the arithmetic to botocore's own ExponentialBackoff (random() pinned at its maximum)."""
+    backoff = standard.ExponentialBackoff(random=lambda: 1.0, service_name="dynamodb")
+    context = types.SimpleNamespace(attempt_number=attempt, http_response=None, parsed_response=None,
+                                    caught_exception=None, operation_model=None)
+    assert backoff.delay_amount(context) <= DYNAMODB.backoff_bound(attempt)
+
+
+@pytest.mark.parametrize("service, budget", [("dynamodb", DYNAMODB), ("ssm", SECRETS), ("secretsmanager", SECRETS)])
+def test_the_clients_carry_the_budgeted_configuration(env, service, budget):
+    client = repository.client(service)
+    config = client.meta.config
+    assert config.retries == {"mode": "standard", "total_max_attempts": budget.attempts}
+    assert (config.connect_timeout, config.read_timeout) == (budget.connect_timeout, budget.read_timeout)
+    assert client is repository.client(service)  # one per container
