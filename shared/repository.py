@@ -6,6 +6,7 @@ every failed condition explained, every call bounded in time.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -266,6 +267,9 @@ class DynamoIdempotencyStore:
             "fingerprint": {"S": record.fingerprint},
             "expiration": {"N": str(record.expiration)},
             "inProgressExpiration": {"N": str(record.in_progress_expiration)},
+            # Unique per claim: two requests with equal bodies in the same second must not
+            # mistake each other's record for their own retried put (see ``old == item``).
+            "claim": {"S": uuid.uuid4().hex},
         }
         try:
             self._client.put_item(

@@ -78,7 +78,7 @@ def deliver_at_once(events) -> List[str]:
     return answers
 
 
-def test_32_simultaneous_duplicates_make_exactly_one_transition(served_dynamodb, alipay_keys, outcomes):
+def test_32_simultaneous_duplicates_make_exactly_one_transition(served_dynamodb, alipay_keys, outcomes, transitions):
     client, table = served_dynamodb
     store = DynamoOrderRepository(table, client)
     unpaid(store, "ORDER_1_race")
@@ -87,13 +87,16 @@ def test_32_simultaneous_duplicates_make_exactly_one_transition(served_dynamodb,
     answers = deliver_at_once([event] * THREADS)
 
     assert answers == ["success"] * THREADS
-    assert outcomes.count("applied") == 1
-    assert outcomes.count("already") == THREADS - 1
+    assert transitions[table] == 1  # inside the emulator: one UpdateItem passed its condition
+    # Our side agrees: one delivery saw APPLIED (none, if its answer was lost to a read timeout
+    # and botocore's retry then found the order paid), every other one ALREADY.
+    assert outcomes.count("applied") <= 1
+    assert outcomes.count("applied") + outcomes.count("already") == THREADS
     order = store.get("ORDER_1_race")
     assert order.status == PAID and order.trade_no == "2026112622001400000000000001"
 
 
-def test_success_and_closed_racing_end_paid(served_dynamodb, alipay_keys, outcomes):
+def test_success_and_closed_racing_end_paid(served_dynamodb, alipay_keys, outcomes, transitions):
     client, table = served_dynamodb
     store = DynamoOrderRepository(table, client)
     unpaid(store, "ORDER_2_race")
@@ -105,12 +108,14 @@ def test_success_and_closed_racing_end_paid(served_dynamodb, alipay_keys, outcom
     answers = deliver_at_once(events)
 
     assert answers == ["success"] * THREADS
-    assert outcomes.count("applied", "TRADE_SUCCESS") == 1
-    assert outcomes.count("applied", "TRADE_CLOSED") <= 1  # closed first, then paid over it: allowed
+    # Paid once; closed at most once, and only before the payment landed (closed -> paid is
+    # allowed: Alipay's money wins). Never paid -> closed.
+    assert 1 <= transitions[table] <= 2
+    assert outcomes.count("applied", "TRADE_SUCCESS") <= 1 and outcomes.count("applied", "TRADE_CLOSED") <= 1
     assert store.get("ORDER_2_race").status == PAID
 
 
-def test_500_orders_times_2_interleaved_duplicates_make_500_transitions(served_dynamodb, alipay_keys, outcomes):
+def test_500_orders_times_2_interleaved_duplicates_make_500_transitions(served_dynamodb, alipay_keys, outcomes, transitions):
     client, table = served_dynamodb
     store = DynamoOrderRepository(table, client)
     numbers = [f"ORDER_3_{i:04d}" for i in range(500)]
@@ -124,8 +129,8 @@ def test_500_orders_times_2_interleaved_duplicates_make_500_transitions(served_d
         answers = list(pool.map(lambda e: pay_notify(e)["body"], deliveries))
 
     assert answers.count("success") == 1000
-    assert outcomes.count("applied") == 500
-    assert outcomes.count("already") == 500
+    assert transitions[table] == 500
+    assert outcomes.count("applied") + outcomes.count("already") == 1000 and outcomes.count("applied") <= 500
     items = client.scan(TableName=table, ConsistentRead=True)["Items"]
     assert len(items) == 500
     assert {int(i["status"]["N"]) for i in items} == {PAID}
