@@ -23,14 +23,17 @@ _context: contextvars.ContextVar[Dict[str, Any]] = contextvars.ContextVar("log_c
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is logged as a key.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-_PEM = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]*-----")
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*-----.*?(-----END [A-Z0-9 ]*-----|$)", re.DOTALL)
+_PEM_ARMOUR = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]*-----")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{60,}={0,2}")
 REDACTED = "[redacted]"
 
 
 def scrub(text: str) -> str:
-    """Remove PEM armour lines and base64 runs of 60+ characters (a PEM line is 64)."""
-    return _BASE64_RUN.sub(REDACTED, _PEM.sub(REDACTED, text))
+    """Remove whole PEM blocks (newlines real or escaped), stray armour lines, and base64 runs
+    of 60+ characters (a bare key body is one such run; a PEM line is 64)."""
+    text = _PEM_ARMOUR.sub(REDACTED, _PEM_BLOCK.sub(REDACTED, text))
+    return _BASE64_RUN.sub(REDACTED, text)
 
 
 def bind(**values: Any) -> None:

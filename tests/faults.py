@@ -25,7 +25,7 @@ class _Raw:
 
 def _error(status: int, code: str) -> Callable:
     def respond(request) -> AWSResponse:
-        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": f"injected {code}"})
+        body = json.dumps({"__type": f"com.amazonaws.injected#{code}", "message": f"injected {code}"})
         headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "INJECTED"}
         return AWSResponse(request.url, status, headers, _Raw(body.encode()))
 
@@ -60,8 +60,8 @@ class Faults:
         self.plan = list(plan)
         self.forever = forever
         self.sent = 0
-        self.before_landing: Optional[Callable] = None
-        client.meta.events.register_first(f"before-send.dynamodb.{operation}", self._send)
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register_first(f"before-send.{service}.{operation}", self._send)
 
     def _send(self, request, **_):
         self.sent += 1
