@@ -102,12 +102,15 @@ class Settings:
             raise ConfigError(NOTIFY_URL, "malformed (longer than Alipay's 256 characters)")
         return value
 
+    def _optional(self, name: str, pattern: re.Pattern, what: str) -> Optional[str]:
+        if not self._env.get(name, "").strip():
+            return None
+        return self._matching(name, pattern, what)
+
     @cached_property
     def seller_id(self) -> Optional[str]:
         """Optional: when set, every notify must carry this seller_id."""
-        if not self._env.get(SELLER_ID, "").strip():
-            return None
-        return self._matching(SELLER_ID, _SELLER_ID_RE, "a 2088-prefixed 16-digit id")
+        return self._optional(SELLER_ID, _SELLER_ID_RE, "a 2088-prefixed 16-digit id")
 
     @cached_property
     def order_table(self) -> str:
@@ -116,9 +119,7 @@ class Settings:
     @cached_property
     def idempotency_table(self) -> Optional[str]:
         """Optional: the table behind the ``Idempotency-Key`` header (shared/idempotency.py)."""
-        if not self._env.get(IDEMPOTENCY_TABLE, "").strip():
-            return None
-        return self._matching(IDEMPOTENCY_TABLE, _TABLE_RE, "a DynamoDB table name")
+        return self._optional(IDEMPOTENCY_TABLE, _TABLE_RE, "a DynamoDB table name")
 
     @cached_property
     def idempotency_ttl(self) -> int:

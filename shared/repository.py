@@ -230,21 +230,25 @@ class DynamoOrderRepository:
         return Transition(Outcome.APPLIED, _order(reply.get("Attributes")))
 
 
-_repositories: Dict[str, DynamoOrderRepository] = {}
+_repositories: Dict[Any, Any] = {}
+
+
+def _per_container(cls, table_name: str):
+    """One instance per class and table for the container (client and table reused)."""
+    key = (cls, table_name)
+    if key not in _repositories:
+        _repositories[key] = cls(table_name)
+    return _repositories[key]
 
 
 def order_repository(table_name: str) -> DynamoOrderRepository:
     """The container's repository for ``table_name`` (client and table reused across requests)."""
-    repo = _repositories.get(table_name)
-    if repo is None:
-        repo = _repositories[table_name] = DynamoOrderRepository(table_name)
-    return repo
+    return _per_container(DynamoOrderRepository, table_name)
 
 
 def reset() -> None:
     reset_clients()
     _repositories.clear()
-    _idempotency_stores.clear()
 
 
 # --- Idempotency-Key records -----------------------------------------------------------------
@@ -324,11 +328,5 @@ class DynamoIdempotencyStore:
         )
 
 
-_idempotency_stores: Dict[str, DynamoIdempotencyStore] = {}
-
-
 def idempotency_store(table_name: str) -> DynamoIdempotencyStore:
-    store = _idempotency_stores.get(table_name)
-    if store is None:
-        store = _idempotency_stores[table_name] = DynamoIdempotencyStore(table_name)
-    return store
+    return _per_container(DynamoIdempotencyStore, table_name)

@@ -9,8 +9,11 @@ explicitly where a test needs it.
 from __future__ import annotations
 
 import json
+import types
 from typing import Callable, List, Optional
 
+import botocore.endpoint
+import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
@@ -81,3 +84,11 @@ class Sleeps:
 
     def sleep(self, seconds: float) -> None:
         self.delays.append(seconds)
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> Sleeps:
+    """botocore's backoff between retries, recorded instead of slept (import it into a test module)."""
+    recorder = Sleeps()
+    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=recorder.sleep))
+    return recorder

@@ -4,7 +4,6 @@ Alipay delivers again, and the next delivery succeeds."""
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 
@@ -15,6 +14,7 @@ from shared import repository
 from shared.orders import PAID, UNPAID, Order
 
 from .. import faults
+from ..faults import sleeps  # noqa: F401 - fixture
 from ..conftest import APP_ID, notify_event, pay_event, stored_items
 
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
@@ -23,14 +23,6 @@ ALL_FAULTS = [faults.THROTTLED, faults.THROTTLING, faults.INTERNAL_ERROR, faults
 FAULT_IDS = ["throttled", "throttling", "500", "503", "read-timeout", "connect-timeout"]
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    """botocore's backoff, recorded instead of slept."""
-    recorder = faults.Sleeps()
-    import botocore.endpoint
-
-    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=recorder.sleep))
-    return recorder
 
 
 @pytest.fixture

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 import pytest
 
 from functions.pay.handler import handler as pay
 from local import schema
-from shared import config, idempotency, repository
+from shared import config, idempotency, repository, validation
 
 from .. import faults
+from ..faults import sleeps  # noqa: F401 - fixture
 from ..conftest import pay_event, stored_items
 
 IDEMPOTENCY_TABLE = "alipay-app-pay-test-Idempotency"
@@ -90,9 +92,9 @@ def test_a_malformed_key_is_400(keys_table, key):
 
 
 def live_record(status, *, in_progress_for=60, expires_in=3600, payload=PURCHASE, result=None):
+    """A record as another request would have left it for the key ``k-live``."""
     now = int(time.time())
-    new = __import__("shared.validation", fromlist=["pay_request"]).pay_request(payload)
-    from dataclasses import asdict
+    new = validation.pay_request(payload)
     return idempotency.Record(
         id=idempotency.record_id("pay", new.user_id, "k-live"), status=status,
         fingerprint=idempotency.fingerprint(asdict(new)), expiration=now + expires_in,
@@ -122,15 +124,6 @@ def test_an_expired_record_is_treated_as_absent(keys_table):
     assert status == 200 and body["data"]["outTradeNo"] != "OLD"
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    recorder = faults.Sleeps()
-    import types
-
-    import botocore.endpoint
-
-    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=recorder.sleep))
-    return recorder
 
 
 def test_a_failed_pay_releases_its_key_so_the_retry_runs(keys_table, sleeps):

@@ -17,6 +17,7 @@ from local import alipay
 from shared import config, logs, repository, secrets, signing
 
 from .. import faults
+from ..faults import sleeps  # noqa: F401 - fixture
 from ..conftest import APP_ID, SELLER_ID, notify_event, pay_event, stored_items
 
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
@@ -41,13 +42,6 @@ def clock(monkeypatch):
     secrets.cache.clear()
 
 
-@pytest.fixture
-def sleeps(monkeypatch):
-    recorder = faults.Sleeps()
-    import botocore.endpoint
-
-    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=recorder.sleep))
-    return recorder
 
 
 @pytest.fixture
