@@ -22,6 +22,7 @@ ALIPAY_PUBLIC_KEY = "ALIPAY_PUBLIC_KEY"
 NOTIFY_URL = "ALIPAY_NOTIFY_URL"
 SELLER_ID = "ALIPAY_SELLER_ID"
 ORDER_TABLE = "ORDER_TABLE"
+GATEWAY_URL = "ALIPAY_GATEWAY_URL"
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
@@ -90,6 +91,17 @@ class Settings:
     @cached_property
     def order_table(self) -> str:
         return self._matching(ORDER_TABLE, _TABLE_RE, "a DynamoDB table name")
+
+    @cached_property
+    def gateway_url(self) -> str:
+        """Alipay's open-API gateway; https, or http on loopback for the local emulator."""
+        from .gateway import DEFAULT_URL, check_url  # noqa: PLC0415 - only gateway users load http/ssl
+
+        value = self._env.get(GATEWAY_URL, "").strip() or DEFAULT_URL
+        try:
+            return check_url(value)
+        except ValueError as exc:
+            raise ConfigError(GATEWAY_URL, f"malformed ({exc})") from None
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""
