@@ -256,14 +256,14 @@ class AlipayGateway:
         alipay_public_key: rsa.RSAPublicKey,
         url: str = DEFAULT_URL,
         timeout: float = DEFAULT_TIMEOUT,
-        transport: Transport = http_post,
+        transport: Optional[Transport] = None,
     ) -> None:
         self.app_id = app_id
         self.url = check_url(url)
         self.timeout = timeout
         self._private_key = private_key
         self._public_key = alipay_public_key
-        self._transport = transport
+        self._transport = transport or http_post
 
     @classmethod
     def from_settings(cls, cfg) -> "AlipayGateway":

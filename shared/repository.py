@@ -4,9 +4,11 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .orders import CLOSED, PAID, UNPAID, Order, OrderExists, Outcome, Transition, judge
+
+STATUS_INDEX = "status-orderDate"  # serverless.yml's GSI on the Order table (status, orderDate)
 
 _clients: Dict[str, Any] = {}
 
@@ -37,9 +39,11 @@ def _to_attr(value: Any) -> Dict[str, str]:
     raise TypeError(f"unsupported attribute type {type(value).__name__}")
 
 
-def _from_attr(attr: Dict[str, str]) -> Any:
+def _from_attr(attr: Dict[str, Any]) -> Any:
     if "N" in attr:
         return int(attr["N"])
+    if "M" in attr:
+        return {k: _from_attr(v) for k, v in attr["M"].items()}
     return attr["S"]
 
 
@@ -90,6 +94,30 @@ class DynamoOrderRepository:
         return self._transition(
             order_num, target=CLOSED, cents=cents, update="SET #status = :target", condition="#status = :unpaid"
         )
+
+    def unpaid_orders(
+        self, older_than: str, limit: int, after: Optional[Dict[str, str]] = None
+    ) -> Tuple[List[Tuple[str, str]], Optional[Dict[str, str]]]:
+        """Up to ``limit`` unpaid ``(orderNum, orderDate)`` with orderDate <= ``older_than``,
+        oldest first, from the status GSI; plus the cursor to continue after them (or None)."""
+        kwargs: Dict[str, Any] = {}
+        if after:
+            kwargs["ExclusiveStartKey"] = {
+                "orderNum": _to_attr(after["orderNum"]), "orderDate": _to_attr(after["orderDate"]), "status": _to_attr(UNPAID)
+            }
+        reply = self._client.query(
+            TableName=self.table_name,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression="#status = :unpaid AND orderDate <= :cutoff",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":unpaid": _to_attr(UNPAID), ":cutoff": _to_attr(older_than)},
+            ScanIndexForward=True,
+            Limit=limit,
+            **kwargs,
+        )
+        rows = [(item["orderNum"]["S"], item["orderDate"]["S"]) for item in reply.get("Items", [])]
+        last = reply.get("LastEvaluatedKey")
+        return rows, ({"orderNum": last["orderNum"]["S"], "orderDate": last["orderDate"]["S"]} if last else None)
 
     def _transition(
         self,
