@@ -105,13 +105,16 @@ def form_body(params: Mapping[str, str], charset: Optional[str] = None) -> bytes
     return "&".join(f"{quote_plus(k)}={quote_plus(v, encoding=charset)}" for k, v in params.items()).encode("ascii")
 
 
-def response_body(method: str, payload: Mapping[str, object], private_key: rsa.RSAPrivateKey, *, raw: Optional[str] = None) -> bytes:
-    """A gateway answer as Alipay sends it: ``{"<method>_response": {...}, "sign": "..."}``.
+def signed_response(key: str, content: str, private_key: rsa.RSAPrivateKey, sign_type: bool = False) -> str:
+    """``{"<key>":<content>,"sign":"..."}``, signed as Alipay signs gateway answers: over the
+    exact text of ``content`` (UTF-8), which is embedded verbatim."""
+    sign = signing.rsa2_sign(private_key, content, "utf-8")
+    tail = ',"sign_type":"RSA2"' if sign_type else ""
+    return f'{{"{key}":{content},"sign":"{sign}"{tail}}}'
 
-    The signature covers the exact text of the response value; pass ``raw`` to sign a particular
-    rendering (spacing, escapes) instead of the compact UTF-8 JSON of ``payload``.
-    """
+
+def response_body(method: str, payload: Mapping[str, object], private_key: rsa.RSAPrivateKey, *, raw: Optional[str] = None) -> bytes:
+    """A gateway answer to ``method`` as Alipay sends it. The compact UTF-8 JSON of ``payload``
+    is signed, or ``raw`` when given (to sign a particular rendering: spacing, escapes)."""
     text = raw if raw is not None else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    sign = signing.rsa2_sign(private_key, text, "utf-8")
-    key = method.replace(".", "_") + "_response"
-    return ('{"' + key + '":' + text + ',"sign":"' + sign + '"}').encode("utf-8")
+    return signed_response(method.replace(".", "_") + "_response", text, private_key).encode("utf-8")

@@ -212,8 +212,9 @@ class Sandbox:
             notify_id = secrets.token_hex(17)
             self.notifier.send(out_trade_no, trade.notify_url, lambda: self.signed_notify(out_trade_no, notify_id), lost_answers)
 
-    def signed_notify(self, out_trade_no: str, notify_id: str) -> Dict[str, str]:
-        """The trade_status_sync notify for the trade's current status, freshly signed."""
+    def signed_notify(self, out_trade_no: str, notify_id: str, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+        """The trade_status_sync notify for the trade's current status, freshly signed
+        (``extra``: fields of the event, e.g. a refund's refund_fee / gmt_refund / out_biz_no)."""
         trade = self.ledger.find(out_trade_no)
         times = {"gmt_payment": trade.gmt_payment} if trade.gmt_payment else {"gmt_close": trade.gmt_close or ""}
         params = alipay.notify_params(
@@ -222,9 +223,10 @@ class Sandbox:
             notify_id=notify_id, subject=trade.subject, gmt_create=trade.gmt_create,
             buyer_id=trade.buyer_id, **times,
         )
-        if trade.status != TRADE_SUCCESS:
+        if trade.status != TRADE_SUCCESS and not trade.gmt_payment:
             for unpaid in ("receipt_amount", "buyer_pay_amount"):
                 params.pop(unpaid, None)
+        params.update(extra or {})
         return alipay.sign_notify(params, self.alipay_private_key)
 
     # --- the server-side gateway: /sandbox/gateway.do --------------------------------------------
@@ -257,9 +259,7 @@ class Sandbox:
     def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False) -> str:
         """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``."""
         content = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-        sign = signing.rsa2_sign(self.alipay_private_key, content)
-        tail = ',"sign_type":"RSA2"' if sign_type else ""
-        return f'{{"{key}":{content},"sign":"{sign}"{tail}}}'
+        return alipay.signed_response(key, content, self.alipay_private_key, sign_type)
 
 
 def sdk_result(status: str, memo: str, result: str = "") -> Dict[str, str]:
@@ -355,3 +355,74 @@ def trade_query(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     if trade.status == WAIT_BUYER_PAY:
         fields.pop("buyer_user_id")
     return fields
+
+
+@gateway_method("alipay.trade.close")
+def trade_close(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
+    """Close an unpaid trade so it can no longer be paid; a paid or closed one is refused."""
+    out_trade_no, trade_no = request.biz.get("out_trade_no"), request.biz.get("trade_no")
+    if not out_trade_no and not trade_no:
+        raise invalid("isv.missing-out-trade-no", "out_trade_no 和 trade_no 不能同时为空")
+    with sandbox.ledger.transaction():
+        trade = sandbox.ledger.find(out_trade_no, trade_no)
+        if trade is None:
+            raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        if trade.status != WAIT_BUYER_PAY:
+            raise business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+        trade.status, trade.gmt_close = TRADE_CLOSED, clock.alipay_timestamp()
+    return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
+
+
+def refunds_of(trade: Trade) -> Dict[str, Dict[str, str]]:
+    """The trade's refunds in the ledger: out_request_no -> {refund_amount, gmt_refund_pay}."""
+    return trade.extra.setdefault("refunds", {})
+
+
+@gateway_method("alipay.trade.refund")
+def trade_refund(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
+    """Refund part or all of a paid trade. out_request_no (default: out_trade_no) makes a repeat
+    answer the first result without moving money again (``fund_change`` N); a full refund
+    closes the trade. Each refund is notified, as Alipay does (refund_fee, gmt_refund, out_biz_no)."""
+    biz = request.biz
+    out_trade_no, trade_no = biz.get("out_trade_no"), biz.get("trade_no")
+    if not out_trade_no and not trade_no:
+        raise invalid("isv.missing-out-trade-no", "out_trade_no 和 trade_no 不能同时为空")
+    amount = biz.get("refund_amount")
+    if not isinstance(amount, str) or not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", amount):
+        raise invalid("isv.invalid-refund-amount", "refund_amount 格式错误")
+    try:
+        cents = money.yuan_to_cents(amount)
+    except money.InvalidAmount:
+        raise business("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效") from None
+    with sandbox.ledger.transaction():
+        trade = sandbox.ledger.find(out_trade_no, trade_no)
+        if trade is None:
+            raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        refunds = refunds_of(trade)
+        request_no = biz.get("out_request_no") or trade.out_trade_no
+        done = refunds.get(request_no)
+        if done is not None and done["refund_amount"] != money.cents_to_yuan(cents):
+            raise business("ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求")
+        if done is None:
+            if trade.status != TRADE_SUCCESS:
+                raise business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+            refunded = sum(money.yuan_to_cents(r["refund_amount"]) for r in refunds.values())
+            total = money.yuan_to_cents(trade.total_amount)
+            if refunded + cents > total:
+                raise business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
+            done = refunds[request_no] = {"refund_amount": money.cents_to_yuan(cents), "gmt_refund_pay": clock.alipay_timestamp()}
+            if refunded + cents == total:
+                trade.status, trade.gmt_close = TRADE_CLOSED, done["gmt_refund_pay"]
+            fund_change = "Y"
+        else:
+            fund_change = "N"
+        refund_fee = money.cents_to_yuan(sum(money.yuan_to_cents(r["refund_amount"]) for r in refunds.values()))
+    if fund_change == "Y" and trade.notify_url:
+        extra = {"refund_fee": refund_fee, "gmt_refund": done["gmt_refund_pay"] + ".000", "out_biz_no": request_no}
+        notify_id = secrets.token_hex(17)
+        sandbox.notifier.send(trade.out_trade_no, trade.notify_url, lambda: sandbox.signed_notify(trade.out_trade_no, notify_id, extra))
+    return {
+        "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "buyer_logon_id": trade.buyer_logon_id,
+        "fund_change": fund_change, "refund_fee": refund_fee, "gmt_refund_pay": done["gmt_refund_pay"],
+        "buyer_user_id": trade.buyer_id,
+    }

@@ -13,14 +13,14 @@ from shared.orders import PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order
 from shared.validation import RefundRequest
 
 from ..conftest import APP_ID, notify_event
-from ..fake_alipay import FakeAlipay, Trade
+from ..emulated_alipay import EmulatedAlipay
 
 TOTAL = 19801
 
 
 @pytest.fixture
 def fake(app_keys, alipay_keys):
-    return FakeAlipay(app_keys, alipay_keys)
+    return EmulatedAlipay(app_keys, alipay_keys)
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def paid_order(store, fake):
     order = Order("ORDER_P", "P1", "U1", "order", TOTAL, status=PAID, trade_no="2026112622001400000000000001",
                   order_date=clock.iso(clock.now() - timedelta(hours=1)))
     store.create(order)
-    fake.trades["ORDER_P"] = Trade("198.01", "TRADE_SUCCESS")
+    fake.add_trade("ORDER_P", "198.01", "TRADE_SUCCESS")
     return order
 
 
@@ -99,7 +99,7 @@ def test_lost_answer_keeps_the_cents_reserved_until_a_retry_confirms(store, fake
 
     retry = ask(store, fake, "R1", 15000)
     assert retry.code == 200 and retry.refund.status == REFUND_DONE and retry.msg == "already refunded"
-    assert fake.trades["ORDER_P"].refunds == {"R1": "150.00"}  # one refund at Alipay
+    assert {k: v["refund_amount"] for k, v in fake.trade("ORDER_P").extra["refunds"].items()} == {"R1": "150.00"}
     assert store.get("ORDER_P").refunded_cents == 15000
 
 
