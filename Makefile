@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test package clean
+.PHONY: run demo test package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# The whole backend on 127.0.0.1:$(PORT) (default 3000): routes, moto DynamoDB, Alipay emulator.
 run: $(STAMP)
 	$(PY) -m local.run
+
+# The curl walk-through, run against a stack started with `make run` (same PORT).
+demo: $(STAMP)
+	$(PY) -m local.demo
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
