@@ -5,8 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+EVENT  ?= {}
 
-.PHONY: run demo test package clean
+.PHONY: run demo reconcile invoke test package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,14 @@ run: $(STAMP)
 # The curl walk-through, run against a stack started with `make run` (same PORT).
 demo: $(STAMP)
 	$(PY) -m local.demo
+
+# One reconciliation pass now, in the stack started with `make run` (same PORT).
+reconcile: $(STAMP)
+	$(PY) -m local.invoke reconcile
+
+# Any function of serverless.yml, directly: make invoke FUNCTION=refund EVENT='{"outTradeNo": ...}'
+invoke: $(STAMP)
+	$(PY) -m local.invoke $(FUNCTION) '$(EVENT)'
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest

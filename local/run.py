@@ -55,6 +55,7 @@ class LocalStack:
         self.server = None
         self._mock = None
         self._thread: Optional[threading.Thread] = None
+        self.schedules: list = []
 
     @property
     def url(self) -> str:
@@ -85,9 +86,15 @@ class LocalStack:
         )
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
         self._thread.start()
+        from .schedule import start_schedules
+        from .server import functions
+
+        self.schedules = start_schedules(functions(), os.environ)  # e.g. reconcile, every RECONCILE_INTERVAL_SECONDS
         return self
 
     def stop(self) -> None:
+        for schedule in self.schedules:
+            schedule.stop()
         if self.server is not None:
             if self.server.sandbox is not None:
                 self.server.sandbox.notifier.stop()
@@ -102,12 +109,18 @@ class LocalStack:
 def banner(stack: LocalStack) -> str:
     url = stack.url
     routes = "\n".join(f"  {r.method:4} {url}{r.path:<28} -> {r.function}" for r in stack.server.routes)
+    from .sandbox import GATEWAY_METHODS
+
+    gateway_methods = ", ".join(GATEWAY_METHODS)
+    schedules = "\n".join(f"  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)
     return f"""\
 alipay-app-pay, local stack on {url}
 {routes}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
-  POST {url}/sandbox/gateway.do                           (alipay.trade.query, signed)
+  POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
+  POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
+{schedules}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}
