@@ -357,16 +357,22 @@ def trade_query(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     return fields
 
 
+def find_trade(sandbox: Sandbox, biz: Mapping[str, Any]) -> Trade:
+    """The trade a request names by out_trade_no and/or trade_no, or Alipay's error."""
+    out_trade_no, trade_no = biz.get("out_trade_no"), biz.get("trade_no")
+    if not out_trade_no and not trade_no:
+        raise invalid("isv.missing-out-trade-no", "out_trade_no 和 trade_no 不能同时为空")
+    trade = sandbox.ledger.find(out_trade_no, trade_no)
+    if trade is None:
+        raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+    return trade
+
+
 @gateway_method("alipay.trade.close")
 def trade_close(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     """Close an unpaid trade so it can no longer be paid; a paid or closed one is refused."""
-    out_trade_no, trade_no = request.biz.get("out_trade_no"), request.biz.get("trade_no")
-    if not out_trade_no and not trade_no:
-        raise invalid("isv.missing-out-trade-no", "out_trade_no 和 trade_no 不能同时为空")
     with sandbox.ledger.transaction():
-        trade = sandbox.ledger.find(out_trade_no, trade_no)
-        if trade is None:
-            raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        trade = find_trade(sandbox, request.biz)
         if trade.status != WAIT_BUYER_PAY:
             raise business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
         trade.status, trade.gmt_close = TRADE_CLOSED, clock.alipay_timestamp()
@@ -384,9 +390,6 @@ def trade_refund(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     answer the first result without moving money again (``fund_change`` N); a full refund
     closes the trade. Each refund is notified, as Alipay does (refund_fee, gmt_refund, out_biz_no)."""
     biz = request.biz
-    out_trade_no, trade_no = biz.get("out_trade_no"), biz.get("trade_no")
-    if not out_trade_no and not trade_no:
-        raise invalid("isv.missing-out-trade-no", "out_trade_no 和 trade_no 不能同时为空")
     amount = biz.get("refund_amount")
     if not isinstance(amount, str) or not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", amount):
         raise invalid("isv.invalid-refund-amount", "refund_amount 格式错误")
@@ -395,9 +398,7 @@ def trade_refund(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     except money.InvalidAmount:
         raise business("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效") from None
     with sandbox.ledger.transaction():
-        trade = sandbox.ledger.find(out_trade_no, trade_no)
-        if trade is None:
-            raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        trade = find_trade(sandbox, biz)
         refunds = refunds_of(trade)
         request_no = biz.get("out_request_no") or trade.out_trade_no
         done = refunds.get(request_no)

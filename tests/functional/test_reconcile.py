@@ -65,25 +65,17 @@ def test_young_orders_are_left_to_the_notify(store, fake):
     assert store.get("ORDER_Y").status == UNPAID
 
 
+@pytest.mark.parametrize("age,expired", [(timedelta(minutes=20), False), (timedelta(minutes=31), True)])
 @pytest.mark.parametrize("opened", [True, False], ids=["WAIT_BUYER_PAY", "TRADE_NOT_EXIST"])
-def test_unpaid_within_timeout_is_left_open(store, fake, opened):
-    add(store, "ORDER_W", timedelta(minutes=20))
+def test_unpaid_orders_are_closed_at_alipay_then_here_once_past_timeout_express(store, fake, opened, age, expired):
+    add(store, "ORDER_W", age)
     if opened:
         fake.add_trade("ORDER_W", "198.01")
-    assert run(store, fake).actions == {"waiting": 1}
-    assert fake.methods() == ["alipay.trade.query"] and store.get("ORDER_W").status == UNPAID
-
-
-@pytest.mark.parametrize("opened", [True, False], ids=["WAIT_BUYER_PAY", "TRADE_NOT_EXIST"])
-def test_abandoned_order_is_closed_at_alipay_then_locally(store, fake, opened):
-    add(store, "ORDER_X", timedelta(minutes=31))
+    assert run(store, fake).actions == ({"closed": 1} if expired else {"waiting": 1})
+    assert fake.methods() == ["alipay.trade.query"] + (["alipay.trade.close"] if expired else [])
+    assert store.get("ORDER_W").status == (CLOSED if expired else UNPAID)
     if opened:
-        fake.add_trade("ORDER_X", "198.01")
-    assert run(store, fake).actions == {"closed": 1}
-    assert fake.methods() == ["alipay.trade.query", "alipay.trade.close"]
-    assert store.get("ORDER_X").status == CLOSED
-    if opened:
-        assert fake.trade("ORDER_X").status == "TRADE_CLOSED"
+        assert fake.trade("ORDER_W").status == ("TRADE_CLOSED" if expired else "WAIT_BUYER_PAY")
 
 
 def test_closed_at_alipay_is_closed_here_without_a_close_call(store, fake):

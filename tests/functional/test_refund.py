@@ -129,19 +129,23 @@ def test_only_paid_orders_are_refunded(store, fake, status):
     assert refund_calls(fake) == []
 
 
-def test_a_refund_racing_between_read_and_write_cannot_overdraw(store, fake, paid_order):
-    """Call B runs entirely inside call A's window between reading the order and reserving."""
-    real_add = store.add_refund
-    raced = []
+def race(store, fake, out_request_no, cents):
+    """Make the next reservation's write wait while a whole other refund call runs first
+    (between the first call's read of the order and its conditional write)."""
+    real_add, raced = store.add_refund, []
 
     def add_refund(*args):
-        if args[2] == "R_A" and not raced:
+        if not raced:
             store.add_refund = real_add
-            raced.append(ask(store, fake, "R_B", 15000))
-            store.add_refund = add_refund
+            raced.append(ask(store, fake, out_request_no, cents))
         return real_add(*args)
 
     store.add_refund = add_refund
+    return raced
+
+
+def test_a_refund_racing_between_read_and_write_cannot_overdraw(store, fake, paid_order):
+    raced = race(store, fake, "R_B", 15000)
     a = ask(store, fake, "R_A", 10000)
     assert raced[0].code == 200 and a.code == 409  # A re-read the order and saw only 4801 left
     order = store.get("ORDER_P")
@@ -150,23 +154,29 @@ def test_a_refund_racing_between_read_and_write_cannot_overdraw(store, fake, pai
 
 
 def test_the_same_refund_racing_itself_is_sent_once(store, fake, paid_order):
-    real_add = store.add_refund
-    raced = []
-
-    def add_refund(*args):
-        if not raced:
-            store.add_refund = real_add
-            raced.append(ask(store, fake, "R_A", 10000))
-            store.add_refund = add_refund
-        return real_add(*args)
-
-    store.add_refund = add_refund
+    raced = race(store, fake, "R_A", 10000)
     a = ask(store, fake, "R_A", 10000)
     assert (raced[0].code, a.code, a.msg) == (200, 200, "already refunded")
     assert store.get("ORDER_P").refunded_cents == 10000 and len(refund_calls(fake)) == 1
 
 
+class AtomicWrites:
+    """DynamoDB evaluates a condition and writes atomically; moto does not under threads, so its
+    writes are serialised here. Reads stay free, so threads still interleave read -> write."""
+
+    def __init__(self, client):
+        self._client, self._lock = client, threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def update_item(self, **kwargs):
+        with self._lock:
+            return self._client.update_item(**kwargs)
+
+
 def test_concurrent_refunds_never_exceed_the_paid_amount(store, fake, paid_order):
+    store._client = AtomicWrites(store._client)
     results, lock = [], threading.Lock()
 
     def one(i):
