@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = {"pay", "pay_notify", "add_order"}
+FUNCTIONS = {"pay", "pay_notify", "add_order", "order_status", "reconcile", "refund"}
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +35,18 @@ def test_each_function_is_packaged_alone_with_only_project_code(packaged):
         assert not [n for n in names if any(n.startswith(f"functions/{o}/") for o in others)]
         assert not [n for n in names if n.startswith(("tests/", "local/", ".venv/", "node_modules/", "alipay/"))]
         assert (packaged / f"{name}.zip").stat().st_size < 100 * 1024
+
+
+def test_reconcile_is_scheduled_and_queries_only_the_status_index(packaged):
+    import json
+
+    template = json.loads((packaged / "cloudformation-template-update-stack.json").read_text())
+    resources = template["Resources"]
+    rules = [r for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"]
+    table = resources["OrderTable"]["Properties"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["status-orderDate"]
+    statements = resources["IamRoleLambdaExecution"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert "dynamodb:Scan" not in json.dumps(statements)
+    query = [s for s in statements if s["Action"] == ["dynamodb:Query"]]
+    assert query and "index" in json.dumps(query[0]["Resource"]) and "status-orderDate" in json.dumps(query[0]["Resource"])
