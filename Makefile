@@ -37,8 +37,10 @@ invoke: $(STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
-package: $(NODE_STAMP)
+# Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the
+# CloudFormation template land in .serverless/. No AWS account or credentials needed.
+package: $(STAMP) $(NODE_STAMP)
 	npx serverless package
 
 clean:
-	rm -rf $(VENV) node_modules .serverless .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .serverless .build .pytest_cache .hypothesis
