@@ -212,12 +212,13 @@ class Sandbox:
 
         return self.ledger.update(out_trade_no, change)
 
-    def notify(self, out_trade_no: str, lost_answers: int = 0) -> None:
+    def notify(self, out_trade_no: str, lost_answers: int = 0, extra: Optional[Mapping[str, str]] = None) -> None:
         """Start Alipay's notify of the trade's current status to its notify_url (if it has one)."""
         trade = self.ledger.find(out_trade_no)
         if trade is not None and trade.notify_url:
             notify_id = secrets.token_hex(17)
-            self.notifier.send(out_trade_no, trade.notify_url, lambda: self.signed_notify(out_trade_no, notify_id), lost_answers)
+            sign = lambda: self.signed_notify(out_trade_no, notify_id, extra)  # noqa: E731 - re-signed per attempt
+            self.notifier.send(out_trade_no, trade.notify_url, sign, lost_answers)
 
     def signed_notify(self, out_trade_no: str, notify_id: str, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
         """The trade_status_sync notify for the trade's current status, freshly signed
@@ -382,7 +383,7 @@ def trade_close(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
         trade = find_trade(sandbox, request.biz)
         if trade.status != WAIT_BUYER_PAY:
             raise business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
-        trade.status, trade.gmt_close = TRADE_CLOSED, clock.alipay_timestamp()
+        sandbox.settle(trade.out_trade_no, TRADE_CLOSED)
     return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
 
 
@@ -420,15 +421,14 @@ def trade_refund(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
                 raise business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
             done = refunds[request_no] = {"refund_amount": money.cents_to_yuan(cents), "gmt_refund_pay": clock.alipay_timestamp()}
             if refunded + cents == total:
-                trade.status, trade.gmt_close = TRADE_CLOSED, done["gmt_refund_pay"]
+                sandbox.settle(trade.out_trade_no, TRADE_CLOSED)
             fund_change = "Y"
         else:
             fund_change = "N"
         refund_fee = money.cents_to_yuan(sum(money.yuan_to_cents(r["refund_amount"]) for r in refunds.values()))
-    if fund_change == "Y" and trade.notify_url:
+    if fund_change == "Y":
         extra = {"refund_fee": refund_fee, "gmt_refund": done["gmt_refund_pay"] + ".000", "out_biz_no": request_no}
-        notify_id = secrets.token_hex(17)
-        sandbox.notifier.send(trade.out_trade_no, trade.notify_url, lambda: sandbox.signed_notify(trade.out_trade_no, notify_id, extra))
+        sandbox.notify(trade.out_trade_no, extra=extra)
     return {
         "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "buyer_logon_id": trade.buyer_logon_id,
         "fund_change": fund_change, "refund_fee": refund_fee, "gmt_refund_pay": done["gmt_refund_pay"],
