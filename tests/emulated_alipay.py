@@ -28,7 +28,7 @@ class EmulatedAlipay:
                                alipay_private_key=alipay_keys.private_key)
         self.calls: List[tuple] = []
         self.fail_next: Optional[Exception] = None  # raise this instead of answering (once)
-        self.error_next: Optional[dict] = None  # answer this signed error instead (once)
+        self.answer_next: Optional[dict] = None  # answer this signed payload instead (once)
         self.after: Optional[Callable[[str, dict], None]] = None  # runs after the emulator answered
 
     def gateway(self) -> AlipayGateway:
@@ -42,9 +42,9 @@ class EmulatedAlipay:
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None
             raise exc
-        if self.error_next is not None:
-            error, self.error_next = self.error_next, None
-            return alipay.response_body(method, error, self.alipay_keys.private_key)
+        if self.answer_next is not None:
+            payload, self.answer_next = self.answer_next, None
+            return alipay.response_body(method, payload, self.alipay_keys.private_key)
         status, _, answer = self.sandbox.gateway(query.encode("ascii"), body)
         assert status == 200
         if self.after:

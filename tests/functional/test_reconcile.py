@@ -118,9 +118,18 @@ def test_no_answer_changes_nothing(store, fake, failure):
     if isinstance(failure, Exception):
         fake.fail_next = failure
     else:
-        fake.error_next = failure
+        fake.answer_next = failure
     assert run(store, fake).actions == {"error": 1}
     assert store.get("ORDER_E").status == UNPAID and fake.methods() == ["alipay.trade.query"]
+
+
+def test_a_paid_answer_without_its_amount_is_an_error_not_a_crash(store, fake):
+    add(store, "ORDER_N", timedelta(hours=1))
+    add(store, "ORDER_O", timedelta(minutes=50))
+    fake.add_trade("ORDER_O", "198.01", "TRADE_SUCCESS")
+    fake.answer_next = {"code": "10000", "msg": "Success", "out_trade_no": "ORDER_N", "trade_status": "TRADE_SUCCESS"}
+    assert run(store, fake).actions == {"error": 1, "paid": 1}  # the pass goes on with the next order
+    assert store.get("ORDER_N").status == UNPAID
 
 
 def test_an_unsigned_trade_not_exist_never_closes(store, app_keys, alipay_keys):

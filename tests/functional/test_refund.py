@@ -104,7 +104,7 @@ def test_lost_answer_keeps_the_cents_reserved_until_a_retry_confirms(store, fake
 
 
 def test_definite_refusal_gives_the_cents_back(store, fake, paid_order):
-    fake.error_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "卖家余额不足"}
+    fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "卖家余额不足"}
     refused = ask(store, fake, "R1", 5000)
     assert refused.code == 422 and "SELLER_BALANCE_NOT_ENOUGH" in refused.msg
     order = store.get("ORDER_P")
@@ -115,7 +115,7 @@ def test_definite_refusal_gives_the_cents_back(store, fake, paid_order):
 def test_refusal_of_a_retry_never_releases_an_earlier_unknown_attempt(store, fake, paid_order):
     fake.fail_next = GatewayError("gateway unreachable: timeout")
     assert ask(store, fake, "R1", 5000).code == 502
-    fake.error_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR", "sub_msg": "x"}
+    fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR", "sub_msg": "x"}
     assert ask(store, fake, "R1", 5000).code == 502
     assert store.get("ORDER_P").refunds["R1"].status == REFUND_PENDING
     assert store.get("ORDER_P").refunded_cents == 5000
