@@ -205,3 +205,31 @@ def test_handler_validates_and_answers_with_the_envelope(store, fake, paid_order
         reply = refund_handler(bad)
         assert reply["code"] == 400 and reply["msg"], bad
     assert store.get("ORDER_P").refunded_cents == 1230
+
+
+def test_a_retry_that_succeeds_while_the_first_call_releases_is_recorded_again(store, fake, paid_order):
+    """A's refund is refused (balance) and A releases the reservation; meanwhile B, the same
+    outRequestNo, went through at Alipay. B must put the (certain) refund back in the ledger."""
+    real_release, real_settle = store.release_refund, store.settle_refund
+    results = {}
+
+    def settle_after_the_release(*args):  # B: Alipay said yes; A's release lands first
+        store.settle_refund = real_settle
+        real_release(*released)
+        return real_settle(*args)
+
+    def release(*args):  # A: Alipay said no; B runs before A's release is written
+        store.release_refund = real_release
+        released.extend(args)
+        store.settle_refund = settle_after_the_release
+        results["B"] = ask(store, fake, "R1", 5000)
+        return False, None
+
+    released = []
+    store.release_refund = release
+    fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "x"}
+    results["A"] = ask(store, fake, "R1", 5000)
+    assert (results["A"].code, results["B"].code) == (422, 200)
+    order = store.get("ORDER_P")
+    assert order.refunds["R1"].status == REFUND_DONE and order.refunded_cents == 5000
+    assert {k: v["refund_amount"] for k, v in fake.trade("ORDER_P").extra["refunds"].items()} == {"R1": "50.00"}
