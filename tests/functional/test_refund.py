@@ -3,6 +3,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from functions.pay_notify.handler import handler as pay_notify
 from functions.refund.handler import handler as refund_handler
@@ -233,3 +234,43 @@ def test_a_retry_that_succeeds_while_the_first_call_releases_is_recorded_again(s
     order = store.get("ORDER_P")
     assert order.refunds["R1"].status == REFUND_DONE and order.refunded_cents == 5000
     assert {k: v["refund_amount"] for k, v in fake.trade("ORDER_P").extra["refunds"].items()} == {"R1": "50.00"}
+
+
+# --- any sequence of refund calls, answers lost or refused along the way --------------------------
+
+OPS = st.lists(st.tuples(st.sampled_from(["R1", "R2", "R3"]), st.integers(1, TOTAL),
+                         st.sampled_from(["ok", "lost_before", "lost_after", "refused"])), max_size=6)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_any_sequence_keeps_the_ledger_within_the_paid_amount_and_equal_to_alipays(store, fake, ops):
+    out_trade_no = f"ORDER_H{len(fake.calls)}_{abs(hash(tuple(ops))) % 10**9}"
+    store.create(Order(out_trade_no, "P1", "U1", "order", TOTAL, status=PAID, trade_no="1"))
+    fake.add_trade(out_trade_no, "198.01", "TRADE_SUCCESS")
+
+    def transport(mode):
+        def call(url, query, body, timeout):
+            if mode == "lost_before":
+                raise GatewayError("gateway unreachable: timeout")
+            if mode == "refused":
+                fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "x"}
+            answer = fake(url, query, body, timeout)
+            if mode == "lost_after":
+                raise GatewayError("gateway unreachable: timeout")
+            return answer
+        return gateway_module.AlipayGateway(app_id=APP_ID, private_key=fake.app_keys.private_key,
+                                            alipay_public_key=fake.alipay_keys.public_key, transport=call)
+
+    for out_request_no, cents, mode in ops:
+        refunds.refund(store, transport(mode), RefundRequest(out_trade_no, out_request_no, cents))
+        order = store.get(out_trade_no)
+        assert order.refunded_cents == sum(r.cents for r in order.refunds.values()) <= TOTAL
+
+    for out_request_no, record in store.get(out_trade_no).refunds.items():  # retry what is pending
+        if record.status == REFUND_PENDING:
+            assert ask(store, fake, out_request_no, record.cents, out_trade_no=out_trade_no).code == 200
+    order = store.get(out_trade_no)
+    at_alipay = {k: v["refund_amount"] for k, v in fake.trade(out_trade_no).extra.get("refunds", {}).items()}
+    assert at_alipay == {k: f"{r.cents // 100}.{r.cents % 100:02d}" for k, r in order.refunds.items()}
+    assert all(r.status == REFUND_DONE for r in order.refunds.values())
