@@ -189,3 +189,13 @@ def test_malformed_policy_is_a_config_error(value):
     with pytest.raises(ConfigError):
         reconcile.Policy.from_env({"RECONCILE_MAX_ORDERS": value})
     assert reconcile.Policy.from_env({}).close_after == timedelta(minutes=30)
+
+
+def test_a_payment_after_the_close_still_wins(store, fake, alipay_keys):
+    """Closed because Alipay knew no trade; the buyer then opens the old orderStr and pays."""
+    add(store, "ORDER_L", timedelta(hours=1))
+    assert run(store, fake).actions == {"closed": 1}
+    late = alipay.sign_notify(alipay.notify_params(app_id=APP_ID, out_trade_no="ORDER_L", total_amount="198.01"),
+                              alipay_keys.private_key)
+    assert pay_notify(notify_event(late))["body"] == "success"
+    assert store.get("ORDER_L").status == PAID
