@@ -112,15 +112,14 @@ def banner(stack: LocalStack) -> str:
     from .sandbox import GATEWAY_METHODS
 
     gateway_methods = ", ".join(GATEWAY_METHODS)
-    schedules = "\n".join(f"  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)
+    schedules = "".join(f"\n  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)
     return f"""\
 alipay-app-pay, local stack on {url}
 {routes}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
-  POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
-{schedules}
+  POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event){schedules}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}

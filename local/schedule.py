@@ -61,7 +61,7 @@ class Schedule:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.function.timeout)
+        self._thread.join(timeout=5)  # a daemon thread: a pass still running is abandoned at exit
 
     def _loop(self) -> None:
         while not self._stop.wait(self.seconds):
