@@ -5,8 +5,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+EVENT  ?= {}
 
-.PHONY: run test package clean
+.PHONY: run demo reconcile invoke test package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +18,29 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# The whole backend on 127.0.0.1:$(PORT) (default 3000): routes, moto DynamoDB, Alipay emulator.
 run: $(STAMP)
 	$(PY) -m local.run
+
+# The curl walk-through, run against a stack started with `make run` (same PORT).
+demo: $(STAMP)
+	$(PY) -m local.demo
+
+# One reconciliation pass now, in the stack started with `make run` (same PORT).
+reconcile: $(STAMP)
+	$(PY) -m local.invoke reconcile
+
+# Any function of serverless.yml, directly: make invoke FUNCTION=refund EVENT='{"outTradeNo": ...}'
+invoke: $(STAMP)
+	$(PY) -m local.invoke $(FUNCTION) '$(EVENT)'
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
-package: $(NODE_STAMP)
+# Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the
+# CloudFormation template land in .serverless/. No AWS account or credentials needed.
+package: $(STAMP) $(NODE_STAMP)
 	npx serverless package
 
 clean:
-	rm -rf $(VENV) node_modules .serverless .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .serverless .build .pytest_cache .hypothesis

@@ -7,6 +7,7 @@ in the notify's charset), so tests exercise the real verification path.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional
 from urllib.parse import quote_plus
@@ -102,3 +103,18 @@ def form_body(params: Mapping[str, str], charset: Optional[str] = None) -> bytes
     """Url-encode a notify the way Alipay posts it (values percent-encoded in its charset)."""
     charset = charset or params.get("charset", "utf-8")
     return "&".join(f"{quote_plus(k)}={quote_plus(v, encoding=charset)}" for k, v in params.items()).encode("ascii")
+
+
+def signed_response(key: str, content: str, private_key: rsa.RSAPrivateKey, sign_type: bool = False) -> str:
+    """``{"<key>":<content>,"sign":"..."}``, signed as Alipay signs gateway answers: over the
+    exact text of ``content`` (UTF-8), which is embedded verbatim."""
+    sign = signing.rsa2_sign(private_key, content, "utf-8")
+    tail = ',"sign_type":"RSA2"' if sign_type else ""
+    return f'{{"{key}":{content},"sign":"{sign}"{tail}}}'
+
+
+def response_body(method: str, payload: Mapping[str, object], private_key: rsa.RSAPrivateKey, *, raw: Optional[str] = None) -> bytes:
+    """A gateway answer to ``method`` as Alipay sends it. The compact UTF-8 JSON of ``payload``
+    is signed, or ``raw`` when given (to sign a particular rendering: spacing, escapes)."""
+    text = raw if raw is not None else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return signed_response(method.replace(".", "_") + "_response", text, private_key).encode("utf-8")

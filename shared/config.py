@@ -30,6 +30,7 @@ IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 IDEMPOTENCY_TTL = "IDEMPOTENCY_TTL_SECONDS"
 PRODUCT_CATALOG = "PRODUCT_CATALOG"
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the Lambda task root (LAMBDA_TASK_ROOT)
+GATEWAY_URL = "ALIPAY_GATEWAY_URL"
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
@@ -141,6 +142,17 @@ class Settings:
             return load_catalog(path if path.is_absolute() else CODE_ROOT / path)
         except CatalogError as exc:
             raise ConfigError(PRODUCT_CATALOG, f"malformed ({exc})") from None
+
+    @cached_property
+    def gateway_url(self) -> str:
+        """Alipay's open-API gateway; https, or http on loopback for the local emulator."""
+        from .gateway import DEFAULT_URL, check_url  # noqa: PLC0415 - only gateway users load http/ssl
+
+        value = self._env.get(GATEWAY_URL, "").strip() or DEFAULT_URL
+        try:
+            return check_url(value)
+        except ValueError as exc:
+            raise ConfigError(GATEWAY_URL, f"malformed ({exc})") from None
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""

@@ -153,3 +153,41 @@ def add_order_request(payload: Any) -> tuple[NewOrder, Optional[str]]:
     if order_num is not None and (not isinstance(order_num, str) or not OUT_TRADE_NO_RE.match(order_num)):
         raise InvalidInput("orderNum must be 1-64 characters of letters, digits and underscores")
     return NewOrder(total_cents=cents, **fields), order_num
+
+
+MAX_REFUND_REASON_LEN = 256
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A validated refund: ``cents`` None means everything not yet refunded."""
+
+    out_trade_no: str
+    out_request_no: str
+    cents: Optional[int]
+    reason: Optional[str] = None
+
+
+OUT_REQUEST_NO_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # ours: also fits UUIDs as idempotency keys
+
+
+def _identifier(payload: Mapping[str, Any], name: str, pattern: re.Pattern, what: str) -> str:
+    value = payload.get(name)
+    if value is None or value == "":
+        raise InvalidInput(f"{name} is required")
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidInput(f"{name} must be 1-64 characters of {what}")
+    return value
+
+
+def refund_request(payload: Any) -> RefundRequest:
+    """refund's event: ``{outTradeNo, outRequestNo, refundAmount? (cents), refundReason?}``."""
+    if not isinstance(payload, Mapping):
+        raise InvalidInput("event must be a JSON object")
+    amount = payload.get("refundAmount")
+    return RefundRequest(
+        out_trade_no=_identifier(payload, "outTradeNo", OUT_TRADE_NO_RE, "letters, digits and underscores"),
+        out_request_no=_identifier(payload, "outRequestNo", OUT_REQUEST_NO_RE, "letters, digits, '_' and '-'"),
+        cents=None if amount is None else _amount(money.check_cents, amount, "refundAmount"),
+        reason=text(payload, "refundReason", MAX_REFUND_REASON_LEN, required=False),
+    )

@@ -1,94 +1,91 @@
-"""moto in server mode on 127.0.0.1: the handlers talk real HTTP to a DynamoDB emulator that
-serves many connections at once, so concurrent deliveries race inside the emulator, not in a loop.
-"""
+"""The local stack as a separate process on a free port, driven over real HTTP (loopback only)."""
 from __future__ import annotations
 
-import functools
-import logging
-import threading
-import uuid
-from collections import Counter
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from local import schema
-from shared import repository
+from local.demo import call as http  # noqa: F401 - the tests' HTTP client
+from local.demo import poll as wait_until  # noqa: F401
 
-MUTATIONS = ("put_item", "update_item", "delete_item")
-
-
-class Writes:
-    """What the emulator applied: ``updates[table]`` counts UpdateItem calls whose condition
-    held, i.e. status transitions as DynamoDB saw them (however the client's answer fared)."""
-
-    def __init__(self) -> None:
-        self.updates: Counter = Counter()
+ROOT = Path(__file__).resolve().parents[2]
+TIME_SCALE = "0.0005"  # Alipay's 4 minutes become 0.12 s
+START_SECONDS = 60.0
 
 
-def _item_atomic(backend_class, writes: Writes) -> list:
-    """DynamoDB applies each single-item write atomically (condition check and write together).
-    moto evaluates a condition and then writes without a lock, so two threads could both pass a
-    condition: that would be the emulator's race, not ours. Serialise moto's item writes the way
-    DynamoDB does; which request wins is still decided by the race."""
-    lock = threading.RLock()
-    originals = []
-    for name in MUTATIONS:
-        original = getattr(backend_class, name)
-        originals.append((name, original))
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-        @functools.wraps(original)
-        def locked(self, table_name, *args, __original=original, __name=name, **kwargs):
-            with lock:
-                result = __original(self, table_name, *args, **kwargs)
-                if __name == "update_item":
-                    writes.updates[table_name] += 1
-                return result
 
-        setattr(backend_class, name, locked)
-    return originals
+def stack_env(port: int, local_dir: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ALIPAY_"))}
+    env.update(PORT=str(port), LOCAL_DIR=str(local_dir), SANDBOX_TIME_SCALE=TIME_SCALE, PYTHONUNBUFFERED="1")
+    return env
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def log_lines(self, needle: str) -> List[str]:
+        return [line for line in self.log.read_text(encoding="utf-8").splitlines() if needle in line]
+
+    def stop(self) -> None:
+        """SIGTERM to the server (make's child when started through make, so make itself exits
+        with the server's status), then wait; SIGKILL to the group we started only as a fallback."""
+        if self.process.poll() is None:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+            for pid in pids or [self.process.pid]:
+                os.kill(pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start(command: List[str], port: int, local_dir: Path, log: Path) -> RunningStack:
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=stack_env(port, local_dir), stdout=handle, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    stack = RunningStack(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if http("GET", f"{stack.url}/health")[0] == 200:
+                return stack
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    stack.stop()
+    raise AssertionError(f"local stack did not become healthy:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture(scope="session")
-def moto_server():
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.server import ThreadedMotoServer
-
-    writes = Writes()
-    originals = _item_atomic(DynamoDBBackend, writes)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}", writes
-    server.stop()
-    for name, original in originals:
-        setattr(DynamoDBBackend, name, original)
+def local_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("local")
 
 
-@pytest.fixture
-def transitions(moto_server):
-    """Applied UpdateItems per table, as counted inside the emulator."""
-    return moto_server[1].updates
+@pytest.fixture(scope="module")
+def stack(local_dir, tmp_path_factory):
+    """``python -m local.run`` (what ``make run`` runs), on a free port."""
+    running = start([sys.executable, "-m", "local.run"], free_port(), local_dir, tmp_path_factory.mktemp("log") / "stack.log")
+    yield running
+    running.stop()
 
 
-@pytest.fixture
-def served_dynamodb(env, moto_server, monkeypatch):
-    """A fresh Order table on the moto server; the handlers' own client reaches it through
-    ``AWS_ENDPOINT_URL_DYNAMODB`` (the standard per-service endpoint variable)."""
-    endpoint, _ = moto_server
-    table = f"order-{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-    # Same retry mode and attempts, but timeouts for a 2-core machine running 32 threads and the
-    # emulator: these tests are about who wins a race, not latency (tests/unit/test_budget.py
-    # and tests/functional/test_faults.py cover the production timeouts).
-    monkeypatch.setitem(repository.BUDGETS, "dynamodb",
-                        repository.CallBudget(repository.DYNAMODB.attempts, connect_timeout=5, read_timeout=10))
-    monkeypatch.setenv("ORDER_TABLE", table)
-    repository.reset()
-    client = boto3.client("dynamodb", endpoint_url=endpoint, config=Config(max_pool_connections=64))
-    schema.create_order_table(client, table)
-    yield client, table
-    client.delete_table(TableName=table)
-    repository.reset()

@@ -14,6 +14,7 @@ from local import alipay
 from shared.orders import PAID, Order
 from shared.repository import DynamoOrderRepository
 
+from .moto_server import moto_server, served_dynamodb, transitions  # noqa: F401 - fixtures
 from ..conftest import APP_ID, notify_event
 
 THREADS = 32

@@ -10,6 +10,7 @@ from functions.pay.handler import handler as pay
 from local import schema
 from shared import config
 
+from .moto_server import moto_server, served_dynamodb  # noqa: F401 - fixtures
 from ..conftest import pay_event
 
 THREADS = 16
