@@ -30,6 +30,7 @@ DEFAULT_PORT = 3000
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
 ORDER_TABLE = "alipay-app-pay-local-Order"
+IDEMPOTENCY_TABLE = "alipay-app-pay-local-Idempotency"
 
 
 def local_env(port: int) -> Dict[str, str]:
@@ -41,6 +42,7 @@ def local_env(port: int) -> Dict[str, str]:
         "ALIPAY_NOTIFY_URL": f"{base}/pay/notify",
         "ALIPAY_GATEWAY_URL": f"{base}/sandbox/gateway.do",
         "ORDER_TABLE": ORDER_TABLE,
+        "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
         "AWS_DEFAULT_REGION": "ap-east-1",
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
@@ -80,6 +82,7 @@ class LocalStack:
         self._mock = mock_aws()
         self._mock.start()
         schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
+        schema.create_order_table(repository.dynamodb_client(), IDEMPOTENCY_TABLE, "IdempotencyTable")
         self.server.routes = http_routes()
         self.server.sandbox = Sandbox(
             app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,

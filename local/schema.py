@@ -26,7 +26,8 @@ def create_table_kwargs(table_name: str, logical_id: str = "OrderTable") -> Dict
     return kwargs
 
 
-def create_order_table(client, table_name: str) -> None:
-    """Create the Order table (moto or DynamoDB Local) and wait until it is usable."""
-    client.create_table(**create_table_kwargs(table_name))
+def create_order_table(client, table_name: str, logical_id: str = "OrderTable") -> None:
+    """Create the Order table (or another of serverless.yml's tables, by logical id) on moto or
+    DynamoDB Local, and wait until it is usable."""
+    client.create_table(**create_table_kwargs(table_name, logical_id))
     client.get_waiter("table_exists").wait(TableName=table_name)

@@ -70,6 +70,11 @@ def notify_worst_case_seconds() -> float:
     return SECRETS.worst_case_seconds() + DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
 
 
+def pay_worst_case_seconds() -> float:
+    """pay's worst case: a cold key read; Idempotency-Key claim, Order put, record completion."""
+    return SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
+
+
 # --- clients --------------------------------------------------------------------------------------
 
 _clients: Dict[str, Any] = {}

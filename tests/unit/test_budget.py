@@ -2,8 +2,10 @@
 import types
 
 import pytest
+import yaml
 from botocore.retries import standard
 
+from local import schema
 from shared import repository
 from shared.repository import DYNAMODB, NOTIFY_DEADLINE, SECRETS, CallBudget
 
@@ -11,6 +13,15 @@ from shared.repository import DYNAMODB, NOTIFY_DEADLINE, SECRETS, CallBudget
 def test_the_notify_answers_within_alipays_deadline_in_the_worst_case():
     worst = repository.notify_worst_case_seconds()
     assert worst <= NOTIFY_DEADLINE, f"{worst:.2f}s > {NOTIFY_DEADLINE}s"
+
+
+@pytest.mark.parametrize("function, worst", [("pay", repository.pay_worst_case_seconds),
+                                             ("pay_notify", repository.notify_worst_case_seconds)])
+def test_the_worst_case_ends_before_lambda_times_out(function, worst):
+    """Our own answer (500 / ``fail``), never Lambda's timeout, which could cut a write in half."""
+    spec = yaml.safe_load(schema.SERVERLESS_YML.read_text(encoding="utf-8"))
+    timeout = spec["functions"][function].get("timeout", spec["provider"]["timeout"])
+    assert worst() < timeout, f"{function}: {worst():.1f}s >= Lambda timeout {timeout}s"
 
 
 def test_worst_case_adds_every_timeout_and_every_maximal_backoff():
