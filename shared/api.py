@@ -104,8 +104,9 @@ def endpoint(*needs: str, error: Callable[[int, str], Dict[str, Any]] = lambda c
     """Wrap ``fn(event, settings)`` as a Lambda handler.
 
     Configuration named in ``needs`` is validated first, so nothing is written on bad config
-    (500, the variable logged by name). ``RequestRefused`` (``InvalidInput``: 400) becomes its status with its message; anything
-    else is our failure: logged with its traceback, answered 500 without details.
+    (500, the variable logged by name). A ``RequestRefused`` (``InvalidInput``: 400) is answered
+    with its status and message; anything else is our failure: logged with its traceback,
+    answered 500 without details. Every log line of the invocation carries its request ids.
     """
 
     def wrap(fn: Callable[[Mapping[str, Any], Settings], Dict[str, Any]]):
