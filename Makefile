@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test package clean
+.PHONY: run test package bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP) $(NODE_STAMP)
 
 package: $(NODE_STAMP)
 	npx serverless package
+
+# Speed and size next to their limits and references, measured in one run (bench/run.py).
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .serverless .pytest_cache .hypothesis
