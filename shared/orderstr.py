@@ -10,11 +10,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, Mapping, Optional
-from urllib.parse import quote_plus
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import clock, money, signing
+from . import clock, money, signing, urlcode
 
 APP_PAY_METHOD = "alipay.trade.app.pay"
 APP_PAY_PRODUCT_CODE = "QUICK_MSECURITY_PAY"
@@ -75,7 +74,7 @@ def signed_params(private_key: rsa.RSAPrivateKey, params: Mapping[str, str]) -> 
 
 def encode(params: Mapping[str, str]) -> str:
     """Url-encode after signing (``quote_plus`` in the request charset, like the official SDK)."""
-    return "&".join(f"{key}={quote_plus(value, encoding=CHARSET)}" for key, value in params.items())
+    return "&".join([f"{key}={urlcode.quote_plus(value, CHARSET)}" for key, value in params.items()])
 
 
 def app_pay(
