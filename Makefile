@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test package bench clean
+.PHONY: run demo test package bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,20 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
+# The whole backend on 127.0.0.1:$(PORT) (default 3000): routes, moto DynamoDB, Alipay emulator.
 run: $(STAMP)
 	$(PY) -m local.run
+
+# The curl walk-through, run against a stack started with `make run` (same PORT).
+demo: $(STAMP)
+	$(PY) -m local.demo
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
-package: $(NODE_STAMP)
+# Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the
+# CloudFormation template land in .serverless/. No AWS account or credentials needed.
+package: $(STAMP) $(NODE_STAMP)
 	npx serverless package
 
 # Speed and size next to their limits and references, measured in one run (bench/run.py).
@@ -31,4 +38,4 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .serverless .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .serverless .build .pytest_cache .hypothesis

@@ -66,6 +66,15 @@ def text_reply(text: str, status: int = 200) -> Dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "text/plain; charset=utf-8"}, "body": text}
 
 
+def jwt_sub(event: Mapping[str, Any]) -> Optional[str]:
+    """The caller's ``sub`` claim when an HTTP API JWT authorizer verified one; else None."""
+    try:
+        sub = event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+    except (KeyError, TypeError):
+        return None
+    return sub if isinstance(sub, str) and sub else None
+
+
 # --- the guard every handler shares ------------------------------------------------------------
 
 def endpoint(*needs: str, error: Callable[[int, str], Dict[str, Any]] = lambda code, msg: json_reply(code, None, msg)):

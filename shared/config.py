@@ -59,19 +59,19 @@ class Settings:
     def app_id(self) -> str:
         return self._matching(APP_ID, _APP_ID_RE, "the 16-digit app id")
 
+    def _key(self, name: str, load):
+        try:
+            return load(self._raw(name))
+        except signing.KeyFormatError as exc:
+            raise ConfigError(name, f"malformed ({exc})") from None
+
     @cached_property
     def app_private_key(self) -> rsa.RSAPrivateKey:
-        try:
-            return signing.load_private_key(self._raw(APP_PRIVATE_KEY))
-        except signing.KeyFormatError as exc:
-            raise ConfigError(APP_PRIVATE_KEY, f"malformed ({exc})") from None
+        return self._key(APP_PRIVATE_KEY, signing.load_private_key)
 
     @cached_property
     def alipay_public_key(self) -> rsa.RSAPublicKey:
-        try:
-            return signing.load_public_key(self._raw(ALIPAY_PUBLIC_KEY))
-        except signing.KeyFormatError as exc:
-            raise ConfigError(ALIPAY_PUBLIC_KEY, f"malformed ({exc})") from None
+        return self._key(ALIPAY_PUBLIC_KEY, signing.load_public_key)
 
     @cached_property
     def notify_url(self) -> str:
