@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import binascii
 import re
-from urllib.parse import unquote_to_bytes
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.\-~ ]*")  # urllib's always-safe characters, and space
 _BASE64 = re.compile(r"[A-Za-z0-9+/=]*")
@@ -38,5 +37,7 @@ def unquote_plus_bytes(data: bytes) -> bytes:
     if b"%" not in data:
         return data
     if _LONE_PERCENT.search(data):
+        from urllib.parse import unquote_to_bytes  # noqa: PLC0415 - rare: a malformed or hostile body
+
         return unquote_to_bytes(data)
     return binascii.a2b_qp(data.replace(b"=", b"=3D").replace(b"%", b"="))
