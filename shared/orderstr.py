@@ -46,7 +46,10 @@ class AppPayOrder:
 
 def biz_content_json(biz: Mapping[str, Any]) -> str:
     """Compact JSON with sorted keys and raw UTF-8, as the official SDK serialises models."""
-    return json.dumps(biz, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _BIZ_JSON.encode(biz)
+
+
+_BIZ_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))  # made once, not per call
 
 
 def common_params(method: str, app_id: str, timestamp: str, notify_url: Optional[str] = None) -> Dict[str, str]:

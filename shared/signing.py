@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from typing import Iterable, Mapping
 
@@ -55,11 +56,12 @@ def load_private_key(text: str) -> rsa.RSAPrivateKey:
     """Read the app's RSA private key: PKCS#1 or PKCS#8, PEM or bare base64.
 
     ``cryptography`` would spend ~40 ms of every cold start proving the key's primes prime
-    (RSA_check_key). That guards against keys crafted by an attacker; this one is our own secret
-    from our own configuration, and whoever can replace it can sign as us anyway. What matters
-    is that it signs correctly, so instead it signs a fixed message once and the signature must
-    verify under the key's public half (~0.3 ms). OpenSSL also checks each CRT result against
-    the public exponent before releasing it, so an inconsistent key cannot leak a prime.
+    (OpenSSL's RSA_check_key). That guards against keys crafted by an attacker; this one is our
+    own secret from our own configuration, and whoever can replace it can already sign as us.
+    What must hold is that the key is whole and signs correctly: its components are checked
+    against each other (cheap arithmetic) and it signs a fixed message whose signature must
+    verify under its public half (~0.3 ms). OpenSSL also checks every CRT result against the
+    public exponent before releasing it, so a damaged key cannot leak a prime in a signature.
     """
     if not text or not text.strip():
         raise KeyFormatError("empty")
@@ -78,9 +80,19 @@ def load_private_key(text: str) -> rsa.RSAPrivateKey:
     except (ValueError, TypeError, UnicodeEncodeError):
         raise KeyFormatError("not a readable unencrypted private key") from None
     key = _require_rsa(key, rsa.RSAPrivateKey)
-    if not _signs_correctly(key):
-        raise KeyFormatError("inconsistent RSA key: its signature does not verify under its public key")
+    if not _consistent(key.private_numbers()) or not _signs_correctly(key):
+        raise KeyFormatError("inconsistent RSA key: its parts do not fit together")
     return key
+
+
+def _consistent(k: rsa.RSAPrivateNumbers) -> bool:
+    """RSA_check_key's arithmetic, without its costly primality tests."""
+    p, q, n, e, d = k.p, k.q, k.public_numbers.n, k.public_numbers.e, k.d
+    return (
+        p > 1 and q > 1 and p * q == n
+        and d * e % ((p - 1) * (q - 1) // math.gcd(p - 1, q - 1)) == 1
+        and k.dmp1 == d % (p - 1) and k.dmq1 == d % (q - 1) and k.iqmp * q % p == 1
+    )
 
 
 def _signs_correctly(key: rsa.RSAPrivateKey) -> bool:

@@ -23,7 +23,25 @@ def quote_plus(text: str, encoding: str = "utf-8") -> str:
         return text.replace(" ", "+")
     if _BASE64.fullmatch(text):  # a signature: three characters to escape, no run to encode
         return text.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
-    return _UNSAFE_RUN.sub(lambda run: "%" + run[0].encode(encoding).hex("%").upper(), text).replace(" ", "+")
+    escape = _escape_utf8 if encoding == "utf-8" else lambda run: _percent(run[0], encoding)
+    return _UNSAFE_RUN.sub(escape, text).replace(" ", "+")
+
+
+def _percent(run: str, encoding: str) -> str:
+    return "%" + run.encode(encoding).hex("%").upper()
+
+
+_ESCAPED: dict = {}  # JSON's '":"' and '","' and a shop's usual words recur in every orderStr
+
+
+def _escape_utf8(match: "re.Match[str]") -> str:
+    run = match[0]
+    escaped = _ESCAPED.get(run)
+    if escaped is None:
+        escaped = _percent(run, "utf-8")
+        if len(_ESCAPED) < 1024 and len(run) <= 16:
+            _ESCAPED[run] = escaped
+    return escaped
 
 
 def unquote_plus_bytes(data: bytes) -> bytes:
