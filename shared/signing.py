@@ -136,8 +136,8 @@ def sign_content(params: Mapping[str, str], excluded: Iterable[str] = REQUEST_EX
     skip = excluded if isinstance(excluded, frozenset) else frozenset(excluded)
     return "&".join([
         f"{key}={value}"
-        for key, value in sorted(params.items())  # keys are unique: values are never compared
-        if key not in skip and value is not None and value != ""
+        for key in sorted(params)
+        if key not in skip and (value := params[key]) is not None and value != ""
     ])
 
 
