@@ -556,22 +556,17 @@ def package_figures(report: Report, run_package: bool) -> dict:
 # --- ratios ------------------------------------------------------------------------------------
 
 def add_ratios(report: Report, crypto: dict, cold: dict, handlers: dict, packages: dict) -> None:
-    if "ossl_sign" in crypto:
-        best, med = _ratio(crypto["sign"], crypto["ossl_sign"])
-        report.ratio("sign: ours / openssl", f"{best:.2f}x best, {med:.2f}x median", "<= 1.1x", best <= 1.1)
-        best, med = _ratio(crypto["rsa_sign"], crypto["ossl_sign"])
+    for op, goal, limit in (("sign", "<= 1.1x", 1.1), ("verify", "<= 2x", 2.0)):
+        openssl = crypto.get(f"ossl_{op}")
+        if openssl is None:
+            report.ratio(f"{op}: ours / openssl", "openssl absent", goal, None)
+            continue
+        best, med = _ratio(crypto[op], openssl)
+        report.ratio(f"{op}: ours / openssl", f"{best:.2f}x best, {med:.2f}x median", goal, best <= limit)
+        best, med = _ratio(crypto[f"rsa_{op}"], openssl)
         report.ratio("  (the RSA2 call alone / openssl)", f"{best:.2f}x best, {med:.2f}x median", "", None)
-    else:
-        report.ratio("sign: ours / openssl", "openssl absent", "<= 1.1x", None)
     best, med = _ratio(crypto["sdk"], crypto["sign"])
     report.ratio("sign: SDK / ours (speed-up)", f"{best:.0f}x best, {med:.0f}x median", ">= 50x", best >= 50)
-    if "ossl_verify" in crypto:
-        best, med = _ratio(crypto["verify"], crypto["ossl_verify"])
-        report.ratio("verify: ours / openssl", f"{best:.2f}x best, {med:.2f}x median", "<= 2x", best <= 2)
-        best, med = _ratio(crypto["rsa_verify"], crypto["ossl_verify"])
-        report.ratio("  (the RSA2 call alone / openssl)", f"{best:.2f}x best, {med:.2f}x median", "", None)
-    else:
-        report.ratio("verify: ours / openssl", "openssl absent", "<= 2x", None)
     for ours, sdk, label in (("ours_src", "sdk_src", "cold start: ours / SDK, as on Lambda"),
                              ("ours", "sdk", "cold start: ours / SDK, .pyc cached")):
         best, med = _ratio(cold[ours], cold[sdk])
