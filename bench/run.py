@@ -8,9 +8,10 @@ Each is min / median / max over repeats; the ratios against the goals come last.
 
     python -m bench.run [--quick] [--repeats N] [--no-package]
 
-The comparisons are interleaved (openssl, ours, SDK, ours, ...) so that load from other work on
-the machine falls on all sides; "best" ratios compare minima (least disturbed), "median" ratios
-compare medians.
+Per-operation and cold-start figures are CPU time, as ``openssl speed`` reports its own (user CPU
+time), so load from other work on a shared machine counts against neither side; handler latency is
+wall time, with CPU time beside it. Comparisons are interleaved (openssl, ours, SDK, ours, ...);
+"best" ratios compare minima (least disturbed), "median" ratios compare medians.
 """
 from __future__ import annotations
 
@@ -267,8 +268,9 @@ def crypto_figures(report: Report, fx: Fixture, repeats: int, seconds: float, op
 
 # --- cold start --------------------------------------------------------------------------------
 
-# Each child prints phase times and CLOCK_MONOTONIC (system-wide) when its orderStr is ready; the
-# parent read the same clock just before spawning it, so "total" is from nothing to orderStr.
+# Each child prints (CLOCK_MONOTONIC, process CPU time) at its phase boundaries. The CPU clock starts
+# with the process, so its last reading is the CPU from nothing to orderStr; the parent reads the
+# system-wide monotonic clock just before spawning, which gives the wall time too.
 _CLOCK = ("import time\nclock = lambda: (time.clock_gettime(time.CLOCK_MONOTONIC), time.process_time())\n"
           "t0 = clock()\n")
 OURS_CHILD = _CLOCK + """
