@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Dict, Optional
 
 from shared import config, repository
@@ -138,15 +139,19 @@ def main(argv: Optional[list] = None) -> None:
     except OSError as exc:
         raise SystemExit(f"cannot serve on {HOST}:{args.port} ({exc.strerror}); try PORT=3100 make run") from None
     print(banner(stack), flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C does
     try:
-        stopped.wait()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
         stack.stop()
         print("local stack stopped", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

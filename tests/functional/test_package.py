@@ -35,8 +35,8 @@ def packaged(tmp_path_factory):
         pytest.skip("node_modules not installed (make test installs it with npm ci)")
     out = tmp_path_factory.mktemp("package")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    # Credentials that cannot work: packaging must not need AWS at all.
-    env.update(AWS_ACCESS_KEY_ID="offline", AWS_SECRET_ACCESS_KEY="offline", SLS_TELEMETRY_DISABLED="1")
+    # No credentials at all: packaging must not need AWS.
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, SLS_TELEMETRY_DISABLED="1")
     result = subprocess.run(
         [shutil.which("npx") or "npx", "serverless", "package", "--stage", "ci", "--package", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
