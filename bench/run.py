@@ -498,9 +498,10 @@ def serverless_package() -> Tuple[Optional[Path], str]:
         return None, "node_modules not installed (make test or npm ci installs it)"
     out = Path(tempfile.mkdtemp(prefix="bench-package-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="offline", AWS_SECRET_ACCESS_KEY="offline", SLS_TELEMETRY_DISABLED="1")
+    # No credentials at all, as tests/functional/test_package.py: packaging must not need AWS.
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, SLS_TELEMETRY_DISABLED="1")
     result = subprocess.run([shutil.which("npx") or "npx", "serverless", "package", "--stage", "bench", "--package", str(out)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         return None, "serverless package failed: " + (result.stdout + result.stderr)[-400:]
     return out, ""
