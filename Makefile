@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 EVENT  ?= {}
 
-.PHONY: run demo reconcile invoke test package clean
+.PHONY: run demo reconcile invoke test package bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: $(STAMP) $(NODE_STAMP)
 # CloudFormation template land in .serverless/. No AWS account or credentials needed.
 package: $(STAMP) $(NODE_STAMP)
 	npx serverless package
+
+# Speed and size next to their limits and references, measured in one run (bench/run.py).
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .serverless .build .pytest_cache .hypothesis
