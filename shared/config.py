@@ -14,7 +14,7 @@ from typing import Mapping, Optional
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import signing
+from . import cert, signing
 
 APP_ID = "ALIPAY_APP_ID"
 APP_PRIVATE_KEY = "ALIPAY_APP_PRIVATE_KEY"
@@ -22,10 +22,17 @@ ALIPAY_PUBLIC_KEY = "ALIPAY_PUBLIC_KEY"
 NOTIFY_URL = "ALIPAY_NOTIFY_URL"
 SELLER_ID = "ALIPAY_SELLER_ID"
 ORDER_TABLE = "ORDER_TABLE"
+RETURN_URL = "ALIPAY_RETURN_URL"
+GATEWAY_URL = "ALIPAY_GATEWAY_URL"
+APP_CERT = "ALIPAY_APP_CERT"  # certificate mode: app public-key certificate (PEM text or file path)
+ALIPAY_CERT = "ALIPAY_CERT"  # certificate mode: Alipay public-key certificate
+ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bundle
+DEFAULT_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
 _URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+_GATEWAY_RE = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
@@ -68,6 +75,8 @@ class Settings:
 
     @cached_property
     def alipay_public_key(self) -> rsa.RSAPublicKey:
+        if self.alipay_cert is not None:  # certificate mode: the key inside Alipay's certificate
+            return self.alipay_cert.public_key
         try:
             return signing.load_public_key(self._raw(ALIPAY_PUBLIC_KEY))
         except signing.KeyFormatError as exc:
@@ -75,9 +84,12 @@ class Settings:
 
     @cached_property
     def notify_url(self) -> str:
-        value = self._matching(NOTIFY_URL, _URL_RE, "an http(s) URL")
+        return self._url(NOTIFY_URL)
+
+    def _url(self, name: str) -> str:
+        value = self._matching(name, _URL_RE, "an http(s) URL")
         if len(value) > 256:
-            raise ConfigError(NOTIFY_URL, "malformed (longer than Alipay's 256 characters)")
+            raise ConfigError(name, "malformed (longer than Alipay's 256 characters)")
         return value
 
     @cached_property
@@ -90,6 +102,52 @@ class Settings:
     @cached_property
     def order_table(self) -> str:
         return self._matching(ORDER_TABLE, _TABLE_RE, "a DynamoDB table name")
+
+    def _optional_url(self, name: str) -> Optional[str]:
+        return self._url(name) if self._env.get(name, "").strip() else None
+
+    @cached_property
+    def return_url(self) -> Optional[str]:
+        """Optional: where Alipay sends the browser after page/wap pay (the pay_return route)."""
+        return self._optional_url(RETURN_URL)
+
+    @cached_property
+    def gateway_url(self) -> str:
+        """Alipay's gateway; the sandbox's or the local emulator's for tests and demos."""
+        if not self._env.get(GATEWAY_URL, "").strip():
+            return DEFAULT_GATEWAY_URL
+        return self._matching(GATEWAY_URL, _GATEWAY_RE, "an http(s) URL without query")
+
+    # --- certificate mode (shared/cert.py); None everywhere in public-key mode ------------------
+
+    def _cert(self, name: str, read):
+        try:
+            return read(self._raw(name))
+        except cert.CertFormatError as exc:
+            raise ConfigError(name, f"malformed ({exc})") from None
+
+    @cached_property
+    def cert_sn(self) -> Optional[cert.CertSN]:
+        """``app_cert_sn`` and ``alipay_root_cert_sn`` for requests, when ALIPAY_APP_CERT is set."""
+        if not self._env.get(APP_CERT, "").strip():
+            return None
+        key = self.app_private_key
+        app_sn = self._cert(APP_CERT, lambda value: cert.app_cert_sn(value, key))
+        return cert.CertSN(app_sn, self._cert(ROOT_CERT, cert.alipay_root_cert_sn))
+
+    @cached_property
+    def alipay_cert(self) -> Optional[cert.AlipayCert]:
+        """Alipay's public-key certificate, when ALIPAY_CERT is set (then ALIPAY_PUBLIC_KEY must not be)."""
+        if not self._env.get(ALIPAY_CERT, "").strip():
+            return None
+        if self._env.get(ALIPAY_PUBLIC_KEY, "").strip():
+            raise ConfigError(ALIPAY_CERT, f"ambiguous (set {ALIPAY_CERT} or {ALIPAY_PUBLIC_KEY}, not both)")
+        return self._cert(ALIPAY_CERT, cert.alipay_cert)
+
+    @property
+    def alipay_cert_sn(self) -> Optional[str]:
+        """The SN Alipay's responses and notifies must name, if they name one (certificate mode)."""
+        return self.alipay_cert.sn if self.alipay_cert is not None else None
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""

@@ -75,8 +75,18 @@ def parse_form(raw: bytes) -> Dict[str, str]:
     return params
 
 
-def verify_signature(params: Mapping[str, str], public_key: rsa.RSAPublicKey) -> None:
-    """RSA2 over the notify sign content (``sign`` and ``sign_type`` left out)."""
+def verify_signature(
+    params: Mapping[str, str], public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None
+) -> None:
+    """RSA2 over the notify sign content (``sign`` and ``sign_type`` left out).
+
+    Certificate mode (``alipay_cert_sn`` configured): a notify naming another Alipay certificate
+    was signed with a key we do not hold yet; it is refused with a reason that says to install the
+    new certificate, and Alipay's retries (about 25 h) deliver it again once that is done.
+    """
+    named = params.get("alipay_cert_sn")
+    if alipay_cert_sn is not None and named and named != alipay_cert_sn:
+        raise NotifyRejected(f"alipay_cert_sn {named[:32]!r} is not the configured Alipay certificate; install it")
     if params.get("sign_type") != "RSA2":
         raise NotifyRejected("sign_type is not RSA2")
     sign = params.get("sign")
@@ -94,10 +104,11 @@ def verify_notify(
     public_key: rsa.RSAPublicKey,
     app_id: str,
     seller_id: Optional[str] = None,
+    alipay_cert_sn: Optional[str] = None,
 ) -> Notify:
     """Parse, verify and check a notify body; raise ``NotifyRejected`` on anything amiss."""
     params = parse_form(raw)
-    verify_signature(params, public_key)
+    verify_signature(params, public_key, alipay_cert_sn)
     missing = [name for name in REQUIRED if not params.get(name)]
     if missing:
         raise NotifyRejected(f"missing {', '.join(missing)}")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from . import clock, orderstr
 from .config import Settings
 from .notify import Notify, NotifyRejected, verify_notify
 from .orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .validation import NewOrder
+from .sync_return import verify_return
+from .validation import APP, PAGE, WAP, NewOrder
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,38 @@ def start_app_pay(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[
     return _create_fresh(store, new, at, sign=lambda order: _order_str(cfg, order, at))
 
 
+def start_pay(
+    store: OrderStore, cfg: Settings, new: NewOrder, channel: str = APP, at: Optional[datetime] = None
+) -> Tuple[Order, Dict[str, str]]:
+    """Create the Order row (status 0) and return it with what the channel's client needs.
+
+    app: ``{orderStr}`` for Alipay's mobile SDK; page / wap: ``{payUrl, payForm}``, the same
+    signed request as a GET URL to redirect to and as a self-submitting HTML form.
+    """
+    if channel == APP:
+        order, order_str = start_app_pay(store, cfg, new, at)
+        return order, {"orderStr": order_str}
+    build = {PAGE: orderstr.page_pay, WAP: orderstr.wap_pay}[channel]
+    order, page = _create_fresh(store, new, at, sign=lambda order: build(
+        order=_pay_order(order), return_url=cfg.return_url, gateway=cfg.gateway_url, **_signer(cfg, at)
+    ))
+    return order, {"payUrl": page.url, "payForm": page.form}
+
+
+def _pay_order(order: Order) -> orderstr.PayOrder:
+    return orderstr.PayOrder(order.order_num, order.total_cents, order.order_name, order.body)
+
+
+def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
+    """The builder core's signing arguments, certificate SNs included in certificate mode."""
+    return {
+        "app_id": cfg.app_id, "private_key": cfg.app_private_key, "notify_url": cfg.notify_url,
+        "cert_sn": cfg.cert_sn, "at": at,
+    }
+
+
 def _order_str(cfg: Settings, order: Order, at: Optional[datetime]) -> str:
-    request = orderstr.AppPayOrder(order.order_num, order.total_cents, order.order_name, order.body)
-    return orderstr.app_pay(
-        app_id=cfg.app_id, private_key=cfg.app_private_key, notify_url=cfg.notify_url, order=request, at=at
-    )
+    return orderstr.app_pay(order=_pay_order(order), **_signer(cfg, at))
 
 
 def _create_fresh(store: OrderStore, new: NewOrder, at: Optional[datetime], sign=None) -> Tuple[Order, str]:
@@ -80,7 +108,10 @@ class NotifyResult:
 def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
     """Verify a notify and apply it to its order, exactly once (duplicates answer success)."""
     try:
-        notify = verify_notify(raw, public_key=cfg.alipay_public_key, app_id=cfg.app_id, seller_id=cfg.seller_id)
+        notify = verify_notify(
+            raw, public_key=cfg.alipay_public_key, app_id=cfg.app_id, seller_id=cfg.seller_id,
+            alipay_cert_sn=cfg.alipay_cert_sn,
+        )
     except NotifyRejected as exc:
         return NotifyResult("fail", f"rejected: {exc.reason}")
     try:
@@ -95,3 +126,15 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
         log.error("notify amount differs from order %s: refusing", notify.out_trade_no)
     answer = "success" if outcome.handled else "fail"
     return NotifyResult(answer, f"{notify.trade_status}: {outcome.value}", notify, transition)
+
+
+def take_return(store: OrderStore, cfg: Settings, query: bytes) -> Optional[Order]:
+    """Verify Alipay's sync return and read its order — a read only: the return proves nothing paid.
+
+    Raises ``NotifyRejected`` when the return is not Alipay's or not ours.
+    """
+    back = verify_return(query, public_key=cfg.alipay_public_key, app_id=cfg.app_id, alipay_cert_sn=cfg.alipay_cert_sn)
+    order = store.get(back.out_trade_no)
+    if order is not None and back.total_cents is not None and back.total_cents != order.total_cents:
+        log.error("return for %s names another amount than the order", back.out_trade_no)
+    return order
