@@ -6,7 +6,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test package clean
+FZLEE  := .venv-fzlee
+
+.PHONY: run test package clean fzlee
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +18,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+# fzlee's python-alipay-sdk (dev-only oracle for certificate SNs) in a virtualenv of its own: it
+# installs a package named `alipay` like the official SDK. tests/dev creates the same on first use.
+$(FZLEE)/.installed: requirements-fzlee.txt
+	$(PYTHON) -m venv --clear $(FZLEE)
+	$(FZLEE)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-fzlee.txt
+	cp requirements-fzlee.txt $(FZLEE)/.installed
+
+fzlee: $(FZLEE)/.installed
 
 run: $(STAMP)
 	$(PY) -m local.run
@@ -27,4 +38,4 @@ package: $(NODE_STAMP)
 	npx serverless package
 
 clean:
-	rm -rf $(VENV) node_modules .serverless .pytest_cache .hypothesis
+	rm -rf $(VENV) $(FZLEE) node_modules .serverless .pytest_cache .hypothesis
