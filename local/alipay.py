@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared import clock, signing
+from shared.notify import charset_encoding
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,10 @@ def notify_params(
 
 def sign_notify(params: Mapping[str, str], private_key: rsa.RSAPrivateKey, sign_type: str = "RSA2") -> Dict[str, str]:
     """``params`` plus ``sign_type`` and the ``sign`` Alipay would put on them."""
-    charset = params.get("charset", "utf-8")
     content = signing.sign_content(params, signing.NOTIFY_EXCLUDED)
     signed = dict(params)
     signed["sign_type"] = sign_type
-    signed["sign"] = signing.rsa2_sign(private_key, content, "gbk" if charset.lower() in ("gbk", "gb2312") else charset)
+    signed["sign"] = signing.rsa2_sign(private_key, content, charset_encoding(params.get("charset")))
     return signed
 
 

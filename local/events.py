@@ -39,8 +39,12 @@ def http_event(
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if body is not None:
-        if content_type.startswith(TEXT_TYPES):
-            event["body"] = body.decode("utf-8")
+        try:
+            text = body.decode("utf-8") if content_type.startswith(TEXT_TYPES) else None
+        except UnicodeDecodeError:
+            text = None  # not valid text after all: API Gateway falls back to base64
+        if text is not None:
+            event["body"] = text
         else:
             event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True

@@ -66,21 +66,21 @@ class Settings:
     def app_id(self) -> str:
         return self._matching(APP_ID, _APP_ID_RE, "the 16-digit app id")
 
+    def _key(self, name: str, load):
+        try:
+            return load(self._raw(name))
+        except (signing.KeyFormatError, cert.CertFormatError) as exc:
+            raise ConfigError(name, f"malformed ({exc})") from None
+
     @cached_property
     def app_private_key(self) -> rsa.RSAPrivateKey:
-        try:
-            return signing.load_private_key(self._raw(APP_PRIVATE_KEY))
-        except signing.KeyFormatError as exc:
-            raise ConfigError(APP_PRIVATE_KEY, f"malformed ({exc})") from None
+        return self._key(APP_PRIVATE_KEY, signing.load_private_key)
 
     @cached_property
     def alipay_public_key(self) -> rsa.RSAPublicKey:
         if self.alipay_cert is not None:  # certificate mode: the key inside Alipay's certificate
             return self.alipay_cert.public_key
-        try:
-            return signing.load_public_key(self._raw(ALIPAY_PUBLIC_KEY))
-        except signing.KeyFormatError as exc:
-            raise ConfigError(ALIPAY_PUBLIC_KEY, f"malformed ({exc})") from None
+        return self._key(ALIPAY_PUBLIC_KEY, signing.load_public_key)
 
     @cached_property
     def notify_url(self) -> str:
@@ -120,20 +120,14 @@ class Settings:
 
     # --- certificate mode (shared/cert.py); None everywhere in public-key mode ------------------
 
-    def _cert(self, name: str, read):
-        try:
-            return read(self._raw(name))
-        except cert.CertFormatError as exc:
-            raise ConfigError(name, f"malformed ({exc})") from None
-
     @cached_property
     def cert_sn(self) -> Optional[cert.CertSN]:
         """``app_cert_sn`` and ``alipay_root_cert_sn`` for requests, when ALIPAY_APP_CERT is set."""
         if not self._env.get(APP_CERT, "").strip():
             return None
         key = self.app_private_key
-        app_sn = self._cert(APP_CERT, lambda value: cert.app_cert_sn(value, key))
-        return cert.CertSN(app_sn, self._cert(ROOT_CERT, cert.alipay_root_cert_sn))
+        app_sn = self._key(APP_CERT, lambda value: cert.app_cert_sn(value, key))
+        return cert.CertSN(app_sn, self._key(ROOT_CERT, cert.alipay_root_cert_sn))
 
     @cached_property
     def alipay_cert(self) -> Optional[cert.AlipayCert]:
@@ -142,7 +136,7 @@ class Settings:
             return None
         if self._env.get(ALIPAY_PUBLIC_KEY, "").strip():
             raise ConfigError(ALIPAY_CERT, f"ambiguous (set {ALIPAY_CERT} or {ALIPAY_PUBLIC_KEY}, not both)")
-        return self._cert(ALIPAY_CERT, cert.alipay_cert)
+        return self._key(ALIPAY_CERT, cert.alipay_cert)
 
     @property
     def alipay_cert_sn(self) -> Optional[str]:

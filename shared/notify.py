@@ -7,8 +7,8 @@ it retries). Seed 000: sign first, then app_id, out_trade_no and total_amount; w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
-from urllib.parse import parse_qsl
+from typing import Dict, List, Mapping, Optional, Tuple
+from urllib.parse import unquote_to_bytes
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -44,6 +44,14 @@ class Notify:
     params: Mapping[str, str]
 
 
+def charset_encoding(declared: Optional[str]) -> str:
+    """The codec for a notify's ``charset`` field (utf-8 when absent); others are refused."""
+    name = (declared or "utf-8").strip().lower()
+    if name not in CHARSETS:
+        raise NotifyRejected(f"unsupported charset {name[:20]!r}")
+    return CHARSETS[name]
+
+
 def parse_form(raw: bytes) -> Dict[str, str]:
     """Decode ``application/x-www-form-urlencoded`` in the charset the notify names.
 
@@ -53,15 +61,9 @@ def parse_form(raw: bytes) -> Dict[str, str]:
     """
     if len(raw) > MAX_BODY_BYTES:
         raise NotifyRejected(f"body larger than {MAX_BODY_BYTES} bytes")
-    try:
-        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw), max_num_fields=MAX_FIELDS)
-    except ValueError:
-        raise NotifyRejected("body is not a form") from None
-    charset_values = [v for k, v in pairs if k == b"charset"]
-    declared = charset_values[0].decode("ascii", "replace").strip().lower() if charset_values else "utf-8"
-    encoding = CHARSETS.get(declared)
-    if encoding is None:
-        raise NotifyRejected(f"unsupported charset {declared[:20]!r}")
+    pairs = _form_pairs(raw)
+    declared = next((v.decode("ascii", "replace") for k, v in pairs if k == b"charset"), None)
+    encoding = charset_encoding(declared)
     params: Dict[str, str] = {}
     for key_bytes, value_bytes in pairs:
         try:
@@ -73,6 +75,22 @@ def parse_form(raw: bytes) -> Dict[str, str]:
             raise NotifyRejected(f"duplicate field {key[:40]!r}")
         params[key] = value
     return params
+
+
+def _form_pairs(raw: bytes) -> List[Tuple[bytes, bytes]]:
+    """Split and percent-decode on bytes (``urllib.parse.parse_qsl`` decodes as ASCII first)."""
+    if not raw:
+        return []
+    fields = raw.split(b"&")
+    if len(fields) > MAX_FIELDS:
+        raise NotifyRejected(f"more than {MAX_FIELDS} fields")
+    pairs = []
+    for field in fields:
+        key, sep, value = field.partition(b"=")
+        if not sep or not key:
+            raise NotifyRejected("body is not a form")
+        pairs.append((unquote_to_bytes(key.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" "))))
+    return pairs
 
 
 def verify_signature(
@@ -92,7 +110,7 @@ def verify_signature(
     sign = params.get("sign")
     if not sign:
         raise NotifyRejected("missing sign")
-    encoding = CHARSETS[params.get("charset", "utf-8").strip().lower()]
+    encoding = charset_encoding(params.get("charset"))
     content = signing.sign_content(params, signing.NOTIFY_EXCLUDED)
     if not signing.rsa2_verify(public_key, content, sign, encoding):
         raise NotifyRejected("bad signature")

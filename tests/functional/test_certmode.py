@@ -12,7 +12,7 @@ from local import alipay, certs, events
 from shared import cert, signing
 from shared.orders import PAID, UNPAID
 
-from .. import oracle
+from .. import sdk_oracle as oracle
 from ..conftest import APP_ID, notify_event, pay_event
 
 ORDER = {"productId": "P1", "userId": "U1", "orderName": "order", "total_amount": "12.30"}

@@ -10,7 +10,7 @@ from functions.pay_return.handler import handler as pay_return
 from local import alipay, events
 from shared.orders import PAID, UNPAID
 
-from .. import oracle
+from .. import sdk_oracle as oracle
 from ..conftest import APP_ID, notify_event, pay_event, stored_items
 
 RETURN_URL = "https://shop.example.com/pay/return"
