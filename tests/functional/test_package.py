@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = {"pay", "pay_notify", "add_order"}
+FUNCTIONS = {"pay", "pay_notify", "add_order", "pay_return"}
 
 
 @pytest.fixture(scope="module")
