@@ -7,6 +7,7 @@ in the notify's charset), so tests exercise the real verification path.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional
 from urllib.parse import quote_plus
@@ -102,3 +103,15 @@ def form_body(params: Mapping[str, str], charset: Optional[str] = None) -> bytes
     """Url-encode a notify the way Alipay posts it (values percent-encoded in its charset)."""
     charset = charset or params.get("charset", "utf-8")
     return "&".join(f"{quote_plus(k)}={quote_plus(v, encoding=charset)}" for k, v in params.items()).encode("ascii")
+
+
+def response_body(method: str, payload: Mapping[str, object], private_key: rsa.RSAPrivateKey, *, raw: Optional[str] = None) -> bytes:
+    """A gateway answer as Alipay sends it: ``{"<method>_response": {...}, "sign": "..."}``.
+
+    The signature covers the exact text of the response value; pass ``raw`` to sign a particular
+    rendering (spacing, escapes) instead of the compact UTF-8 JSON of ``payload``.
+    """
+    text = raw if raw is not None else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    sign = signing.rsa2_sign(private_key, text, "utf-8")
+    key = method.replace(".", "_") + "_response"
+    return ('{"' + key + '":' + text + ',"sign":"' + sign + '"}').encode("utf-8")

@@ -1,76 +1,148 @@
-"""`make run`: the whole payment flow on this machine, on embedded defaults.
+"""`make run`: the whole backend on 127.0.0.1:$PORT (3000), no AWS account, no Alipay contract.
 
-No AWS account and no Alipay contract: DynamoDB is moto's, the Alipay key pair is generated here
-and Alipay's notify is signed locally exactly as Alipay signs it. Each step goes through the
-real Lambda handlers with real API Gateway events, and is printed.
+- serverless.yml's HTTP routes, each served by its real handler with real API Gateway events;
+- DynamoDB from moto, in this process, with the Order table created from serverless.yml;
+- the Alipay emulator under /sandbox/ (local/sandbox.py), keys made once into .local/keys.
+
+Every setting is local and forced (the notify URL points back here), so exported production
+variables cannot leak into a local run. ``python -m local.run --port 0`` picks a free port.
 """
 from __future__ import annotations
 
-import json
+import argparse
+import logging
 import os
-from urllib.parse import parse_qsl
+import signal
+import threading
+from typing import Dict, Optional
 
-DEFAULT_ENV = {
-    "ALIPAY_APP_ID": "2021000000000001",
-    "ALIPAY_NOTIFY_URL": "https://example.com/pay/notify",
-    "ALIPAY_SELLER_ID": "2088000000000001",
-    "ORDER_TABLE": "alipay-app-pay-local-Order",
-    "AWS_DEFAULT_REGION": "ap-east-1",
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-}
+from shared import config, repository
+
+from . import keys, schema
+from .notifier import DEFAULT_TIME_SCALE, Notifier
+from .ledger import Ledger
+
+log = logging.getLogger("local")
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 3000
+APP_ID = "2021000000000001"
+SELLER_ID = "2088000000000001"
+ORDER_TABLE = "alipay-app-pay-local-Order"
 
 
-def step(title: str, detail: object) -> None:
-    text = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False, indent=2)
-    print(f"\n== {title}\n{text}")
+def local_env(port: int) -> Dict[str, str]:
+    """The variables the handlers read, pointed at this machine."""
+    base = f"http://{HOST}:{port}"
+    return {
+        "ALIPAY_APP_ID": APP_ID,
+        "ALIPAY_SELLER_ID": SELLER_ID,
+        "ALIPAY_NOTIFY_URL": f"{base}/pay/notify",
+        "ALIPAY_GATEWAY_URL": f"{base}/sandbox/gateway.do",
+        "ORDER_TABLE": ORDER_TABLE,
+        "AWS_DEFAULT_REGION": "ap-east-1",
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }
 
 
-def main() -> None:
-    import boto3
-    from moto import mock_aws
+class LocalStack:
+    """moto + the emulator + the HTTP server, started and stopped together."""
 
-    from local import alipay, events, schema
+    def __init__(self, port: int = DEFAULT_PORT, time_scale: float = DEFAULT_TIME_SCALE) -> None:
+        self.requested_port = port
+        self.time_scale = time_scale
+        self.server = None
+        self._mock = None
+        self._thread: Optional[threading.Thread] = None
 
-    app, ali = alipay.KeyPair.generate(), alipay.KeyPair.generate()
-    for key, value in DEFAULT_ENV.items():
-        os.environ.setdefault(key, value)
-    os.environ["ALIPAY_APP_PRIVATE_KEY"] = app.private_pem()
-    os.environ["ALIPAY_PUBLIC_KEY"] = ali.public_base64()
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server.server_address[1]}"
 
-    from functions.pay.handler import handler as pay
-    from functions.pay_notify.handler import handler as pay_notify
-    from shared.repository import order_repository
+    def start(self) -> "LocalStack":
+        from moto import mock_aws
 
-    with mock_aws():
-        table = os.environ["ORDER_TABLE"]
-        schema.create_order_table(boto3.client("dynamodb"), table)
-        step("1. DynamoDB (moto) table created from serverless.yml", table)
+        from .sandbox import Sandbox
+        from .server import LocalServer, http_routes
 
-        request = {"productId": "PROD_123456", "userId": "USER_789", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
-        step("2. app -> POST /pay", request)
-        reply = pay(events.http_event("POST", "/pay", json.dumps(request).encode(), {"content-type": "application/json"}))
-        body = json.loads(reply["body"])
-        step(f"   <- HTTP {reply['statusCode']}", body)
-        if reply["statusCode"] != 200:
-            raise SystemExit("pay failed")
-        out_trade_no = body["data"]["outTradeNo"]
-        order = order_repository(table).get(out_trade_no)
-        step("3. Order row (status 0 = unpaid)", order.to_dict())
-
-        biz = json.loads(dict(parse_qsl(body["data"]["orderStr"]))["biz_content"])
-        params = alipay.notify_params(
-            app_id=os.environ["ALIPAY_APP_ID"], out_trade_no=out_trade_no, total_amount=biz["total_amount"],
-            seller_id=os.environ["ALIPAY_SELLER_ID"],
+        app, ali = keys.local_keys()
+        # Bind first: with --port 0 the notify URL must name the port the OS chose.
+        self.server = LocalServer((HOST, self.requested_port), [], None)
+        env = local_env(self.server.server_address[1])
+        env["ALIPAY_APP_PRIVATE_KEY"] = app.private_pem()
+        env["ALIPAY_PUBLIC_KEY"] = ali.public_pem()
+        os.environ.update(env)
+        config.reset()
+        repository.reset()
+        self._mock = mock_aws()
+        self._mock.start()
+        schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
+        self.server.routes = http_routes()
+        self.server.sandbox = Sandbox(
+            app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,
+            notifier=Notifier(Ledger(), self.time_scale),
         )
-        notify = alipay.sign_notify(params, ali.private_key)
-        form = alipay.form_body(notify)
-        step("4. Alipay (played locally) -> POST /pay/notify", form.decode()[:160] + "...")
-        headers = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}
-        for attempt in ("first delivery", "duplicate delivery"):
-            answer = pay_notify(events.http_event("POST", "/pay/notify", form, headers))
-            step(f"   <- {attempt}", answer["body"])
-        step("5. Order row (status 1 = paid)", order_repository(table).get(out_trade_no).to_dict())
+        self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            if self.server.sandbox is not None:
+                self.server.sandbox.notifier.stop()
+            self.server.shutdown()
+            self.server.server_close()
+        if self._mock is not None:
+            self._mock.stop()
+        repository.reset()
+        config.reset()
+
+
+def banner(stack: LocalStack) -> str:
+    url = stack.url
+    routes = "\n".join(f"  {r.method:4} {url}{r.path:<28} -> {r.function}" for r in stack.server.routes)
+    return f"""\
+alipay-app-pay, local stack on {url}
+{routes}
+  POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
+  POST {url}/sandbox/gateway.do                           (alipay.trade.query, signed)
+  GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
+  DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
+  Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
+  Notify retries: Alipay's schedule x {stack.time_scale:g}
+
+Walk-through (or `make demo` in another terminal):
+  REPLY=$(curl -s -X POST {url}/pay -H 'content-type: application/json' \\
+    -d '{{"productId":"PROD_1","userId":"USER_1","orderName":"Demo","total_amount":"0.01"}}')
+  ORDER_STR=$(printf '%s' "$REPLY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["orderStr"])')
+  NO=$(printf '%s' "$REPLY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["outTradeNo"])')
+  curl -s -X POST '{url}/sandbox/app-pay?outcome=success' --data-binary "$ORDER_STR"; echo
+  sleep 1; curl -s {url}/orders/$NO; echo        # status 1 = paid
+Ctrl-C stops it."""
+
+
+def main(argv: Optional[list] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or DEFAULT_PORT))
+    parser.add_argument(
+        "--time-scale", type=float, default=float(os.environ.get("SANDBOX_TIME_SCALE") or DEFAULT_TIME_SCALE),
+        help="multiplier for Alipay's notify retry delays (default 1/600: 4 minutes -> 0.4 s)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stack = LocalStack(args.port, args.time_scale).start()
+    print(banner(stack), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
 
 
 if __name__ == "__main__":

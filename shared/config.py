@@ -27,12 +27,10 @@ GATEWAY_URL = "ALIPAY_GATEWAY_URL"
 APP_CERT = "ALIPAY_APP_CERT"  # certificate mode: app public-key certificate (PEM text or file path)
 ALIPAY_CERT = "ALIPAY_CERT"  # certificate mode: Alipay public-key certificate
 ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bundle
-DEFAULT_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
 _URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
-_GATEWAY_RE = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
@@ -113,10 +111,14 @@ class Settings:
 
     @cached_property
     def gateway_url(self) -> str:
-        """Alipay's gateway; the sandbox's or the local emulator's for tests and demos."""
-        if not self._env.get(GATEWAY_URL, "").strip():
-            return DEFAULT_GATEWAY_URL
-        return self._matching(GATEWAY_URL, _GATEWAY_RE, "an http(s) URL without query")
+        """Alipay's open-API gateway; https, or http on loopback for the local emulator."""
+        from .gateway import DEFAULT_URL, check_url  # noqa: PLC0415 - only gateway users load http/ssl
+
+        value = self._env.get(GATEWAY_URL, "").strip() or DEFAULT_URL
+        try:
+            return check_url(value)
+        except ValueError as exc:
+            raise ConfigError(GATEWAY_URL, f"malformed ({exc})") from None
 
     # --- certificate mode (shared/cert.py); None everywhere in public-key mode ------------------
 

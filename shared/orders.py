@@ -12,7 +12,7 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, Optional, Protocol
+from typing import Any, Dict, Mapping, Optional, Protocol
 
 from . import clock
 
@@ -40,6 +40,33 @@ def new_out_trade_no(at: Optional[datetime] = None) -> str:
     return f"ORDER_{clock.epoch_ms(at)}_{suffix}"
 
 
+REFUND_PENDING = "PENDING"  # cents reserved; Alipay's answer not yet known
+REFUND_DONE = "REFUNDED"  # Alipay confirmed the refund
+MAX_REFUNDS = 50  # ours, per order: keeps the item far below DynamoDB's 400 KB
+
+
+@dataclass(frozen=True)
+class Refund:
+    """One refund of an order, keyed in the order by its ``out_request_no``."""
+
+    cents: int
+    status: str
+    requested_at: str
+    refunded_at: Optional[str] = None
+    reason: Optional[str] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        item: Dict[str, Any] = {"amount": self.cents, "status": self.status, "requestedAt": self.requested_at}
+        for key, value in (("refundedAt", self.refunded_at), ("reason", self.reason)):
+            if value is not None:
+                item[key] = value
+        return item
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> "Refund":
+        return cls(int(item["amount"]), item["status"], item["requestedAt"], item.get("refundedAt"), item.get("reason"))
+
+
 @dataclass(frozen=True)
 class Order:
     """One row of the Order table. ``order_num`` is Alipay's out_trade_no."""
@@ -55,6 +82,8 @@ class Order:
     pay_date: Optional[str] = None
     trade_no: Optional[str] = None
     body: Optional[str] = None
+    refunded_cents: int = 0  # cents of refunds done or in flight; never above total_cents
+    refunds: Mapping[str, Refund] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         """The item as stored, with seed 004's attribute names (totalAmount in cents)."""
@@ -71,6 +100,9 @@ class Order:
         for key, value in (("payDate", self.pay_date), ("tradeNo", self.trade_no), ("body", self.body)):
             if value is not None:
                 item[key] = value
+        if self.refunds:
+            item["refundedAmount"] = self.refunded_cents
+            item["refunds"] = {key: refund.to_dict() for key, refund in self.refunds.items()}
         return item
 
     @classmethod
@@ -87,6 +119,8 @@ class Order:
             pay_date=item.get("payDate"),
             trade_no=item.get("tradeNo"),
             body=item.get("body"),
+            refunded_cents=int(item.get("refundedAmount", 0)),
+            refunds={key: Refund.from_dict(value) for key, value in item.get("refunds", {}).items()},
         )
 
 

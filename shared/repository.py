@@ -4,9 +4,13 @@
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from .orders import CLOSED, PAID, UNPAID, Order, OrderExists, Outcome, Transition, judge
+from .orders import (
+    CLOSED, MAX_REFUNDS, PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order, OrderExists, Outcome, Refund, Transition, judge,
+)
+
+STATUS_INDEX = "status-orderDate"  # serverless.yml's GSI on the Order table (status, orderDate)
 
 _clients: Dict[str, Any] = {}
 
@@ -34,12 +38,16 @@ def _to_attr(value: Any) -> Dict[str, str]:
         return {"N": str(value)}
     if isinstance(value, str):
         return {"S": value}
+    if isinstance(value, dict):
+        return {"M": {k: _to_attr(v) for k, v in value.items()}}
     raise TypeError(f"unsupported attribute type {type(value).__name__}")
 
 
-def _from_attr(attr: Dict[str, str]) -> Any:
+def _from_attr(attr: Dict[str, Any]) -> Any:
     if "N" in attr:
         return int(attr["N"])
+    if "M" in attr:
+        return {k: _from_attr(v) for k, v in attr["M"].items()}
     return attr["S"]
 
 
@@ -91,6 +99,30 @@ class DynamoOrderRepository:
             order_num, target=CLOSED, cents=cents, update="SET #status = :target", condition="#status = :unpaid"
         )
 
+    def unpaid_orders(
+        self, older_than: str, limit: int, after: Optional[Dict[str, str]] = None
+    ) -> Tuple[List[Tuple[str, str]], Optional[Dict[str, str]]]:
+        """Up to ``limit`` unpaid ``(orderNum, orderDate)`` with orderDate <= ``older_than``,
+        oldest first, from the status GSI; plus the cursor to continue after them (or None)."""
+        kwargs: Dict[str, Any] = {}
+        if after:
+            kwargs["ExclusiveStartKey"] = {
+                "orderNum": _to_attr(after["orderNum"]), "orderDate": _to_attr(after["orderDate"]), "status": _to_attr(UNPAID)
+            }
+        reply = self._client.query(
+            TableName=self.table_name,
+            IndexName=STATUS_INDEX,
+            KeyConditionExpression="#status = :unpaid AND orderDate <= :cutoff",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":unpaid": _to_attr(UNPAID), ":cutoff": _to_attr(older_than)},
+            ScanIndexForward=True,
+            Limit=limit,
+            **kwargs,
+        )
+        rows = [(item["orderNum"]["S"], item["orderDate"]["S"]) for item in reply.get("Items", [])]
+        last = reply.get("LastEvaluatedKey")
+        return rows, ({"orderNum": last["orderNum"]["S"], "orderDate": last["orderDate"]["S"]} if last else None)
+
     def _transition(
         self,
         order_num: str,
@@ -108,6 +140,15 @@ class DynamoOrderRepository:
         if cents is not None:
             condition += " AND totalAmount = :cents"
             attr_values[":cents"] = _to_attr(cents)
+        applied, before = self._update(order_num, update, condition, names, attr_values)
+        if not applied:
+            return Transition(judge(before, target, cents), before)
+        return Transition(Outcome.APPLIED, before)
+
+    def _update(
+        self, order_num: str, update: str, condition: str, names: Dict[str, str], values: Dict[str, Dict[str, Any]]
+    ) -> Tuple[bool, Optional[Order]]:
+        """One conditional UpdateItem: ``(applied, the item before)``, also when the condition failed."""
         try:
             reply = self._client.update_item(
                 TableName=self.table_name,
@@ -115,14 +156,66 @@ class DynamoOrderRepository:
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=attr_values,
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self._client.exceptions.ConditionalCheckFailedException as exc:
-            before = _order(exc.response.get("Item"))
-            return Transition(judge(before, target, cents), before)
-        return Transition(Outcome.APPLIED, _order(reply.get("Attributes")))
+            return False, _order(exc.response.get("Item"))
+        return True, _order(reply.get("Attributes"))
+
+    # --- refunds: a map keyed by out_request_no, and refundedAmount (cents) beside it ------------
+
+    def add_refund(self, order_num: str, total_cents: int, out_request_no: str, refund: Refund) -> Tuple[bool, Optional[Order]]:
+        """Record ``refund`` on a paid order if its cents still fit and the key is free.
+
+        The condition carries the arithmetic: refundedAmount <= total - cents before the write,
+        so concurrent refunds can never add up beyond the paid amount.
+        """
+        names = {"#status": "status", "#rid": out_request_no}
+        values = {
+            ":paid": _to_attr(PAID), ":total": _to_attr(total_cents), ":cents": _to_attr(refund.cents),
+            ":limit": _to_attr(total_cents - refund.cents), ":zero": _to_attr(0),
+        }
+        condition = (
+            "attribute_exists(orderNum) AND #status = :paid AND totalAmount = :total"
+            " AND (attribute_not_exists(refundedAmount) OR refundedAmount <= :limit)"
+        )
+        applied, before = self._update(
+            order_num,
+            "SET refunds.#rid = :rec, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents",
+            condition + " AND attribute_exists(refunds) AND attribute_not_exists(refunds.#rid) AND size(refunds) < :max",
+            names, {**values, ":rec": _to_attr(refund.to_dict()), ":max": _to_attr(MAX_REFUNDS)},
+        )
+        if applied or before is None or before.refunds:
+            return applied, before
+        names.pop("#rid")  # no refund yet (or every one was released): the map is created whole
+        return self._update(
+            order_num,
+            "SET refunds = :one, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents",
+            condition + " AND (attribute_not_exists(refunds) OR size(refunds) = :zero)",
+            names, {**values, ":one": _to_attr({out_request_no: refund.to_dict()})},
+        )
+
+    def settle_refund(self, order_num: str, out_request_no: str, cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]:
+        """Mark a pending refund done (Alipay confirmed it)."""
+        return self._update(
+            order_num,
+            "SET refunds.#rid.#status = :done, refunds.#rid.refundedAt = :at",
+            "refunds.#rid.amount = :cents AND refunds.#rid.#status = :pending",
+            {"#rid": out_request_no, "#status": "status"},
+            {":done": _to_attr(REFUND_DONE), ":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents), ":at": _to_attr(refunded_at)},
+        )
+
+    def release_refund(self, order_num: str, out_request_no: str, cents: int) -> Tuple[bool, Optional[Order]]:
+        """Drop a pending refund Alipay definitely refused, giving its cents back."""
+        return self._update(
+            order_num,
+            "REMOVE refunds.#rid SET refundedAmount = refundedAmount - :cents",
+            "refunds.#rid.amount = :cents AND refunds.#rid.#status = :pending",
+            {"#rid": out_request_no, "#status": "status"},
+            {":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents)},
+        )
 
 
 _repositories: Dict[str, DynamoOrderRepository] = {}

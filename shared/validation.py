@@ -101,3 +101,38 @@ def pay_channel(payload: Any) -> str:
     if channel not in CHANNELS:
         raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
     return channel
+
+
+MAX_REFUND_REASON_LEN = 256
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A validated refund: ``cents`` None means everything not yet refunded."""
+
+    out_trade_no: str
+    out_request_no: str
+    cents: Optional[int]
+    reason: Optional[str] = None
+
+
+def _trade_id(payload: Mapping[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if value is None or value == "":
+        raise InvalidInput(f"{name} is required")
+    if not isinstance(value, str) or not OUT_TRADE_NO_RE.match(value):
+        raise InvalidInput(f"{name} must be 1-64 characters of letters, digits and underscores")
+    return value
+
+
+def refund_request(payload: Any) -> RefundRequest:
+    """refund's event: ``{outTradeNo, outRequestNo, refundAmount? (cents), refundReason?}``."""
+    if not isinstance(payload, Mapping):
+        raise InvalidInput("event must be a JSON object")
+    amount = payload.get("refundAmount")
+    return RefundRequest(
+        out_trade_no=_trade_id(payload, "outTradeNo"),
+        out_request_no=_trade_id(payload, "outRequestNo"),
+        cents=None if amount is None else _amount(money.check_cents, amount, "refundAmount"),
+        reason=text(payload, "refundReason", MAX_REFUND_REASON_LEN, required=False),
+    )

@@ -1,0 +1,25 @@
+"""reconcile — scheduled (EventBridge) or invoked directly: converge unpaid orders to Alipay's truth.
+
+The event may carry ``{"cursor": ...}`` from an earlier pass's reply to continue after it.
+Failures raise, so the invocation counts as failed in CloudWatch and the next schedule retries.
+"""
+import logging
+
+from shared import reconcile
+from shared.config import settings
+from shared.gateway import AlipayGateway
+from shared.repository import order_repository
+
+log = logging.getLogger(__name__)
+
+
+def handler(event, context=None):
+    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url")
+    policy = reconcile.Policy.from_env()
+    cursor = reconcile.parse_cursor((event or {}).get("cursor") if isinstance(event, dict) else None)
+    time_left = (lambda: context.get_remaining_time_in_millis() / 1000) if context else (lambda: float("inf"))
+    report = reconcile.run(
+        order_repository(cfg.order_table), AlipayGateway.from_settings(cfg), policy, cursor=cursor, time_left=time_left
+    )
+    log.info("reconcile pass: %s", report.to_dict())
+    return report.to_dict()

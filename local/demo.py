@@ -1,0 +1,92 @@
+"""`make demo`: the walk-through against a running local stack, each step printed.
+
+pay -> the emulated Alipay SDK pays -> Alipay's notify reaches /pay/notify -> the order is paid.
+Over real HTTP (urllib), exactly as an app and Alipay would call the stack.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Optional, Tuple
+
+from .run import DEFAULT_PORT, HOST
+
+WAIT_SECONDS = 15.0
+
+
+def call(method: str, url: str, body: Optional[bytes] = None, content_type: Optional[str] = None) -> Tuple[int, Any]:
+    """One HTTP call; the JSON reply decoded (or the text when it is not JSON)."""
+    request = urllib.request.Request(url, data=body, method=method)
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            status, raw = reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    text = raw.decode("utf-8")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def step(title: str, detail: Any) -> None:
+    text = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False, indent=2)
+    print(f"\n== {title}\n{text}", flush=True)
+
+
+def wait_for(url: str, done, seconds: float = WAIT_SECONDS) -> Any:
+    """Poll ``url`` until ``done(reply)``; the last reply either way (the caller judges it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status, reply = call("GET", url)
+        if done(status, reply) or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.1)
+
+
+def walk_through(base: str, outcome: str = "success", total_amount: str = "0.01", quiet: bool = False) -> Dict[str, Any]:
+    """Run the flow once; returns the final order status reply. Raises SystemExit on a failed step."""
+    show = (lambda *_: None) if quiet else step
+    request = {"productId": "PROD_DEMO", "userId": "USER_DEMO", "orderName": "数据恢复产品 A", "total_amount": total_amount}
+    show("1. app -> POST /pay", request)
+    status, reply = call("POST", f"{base}/pay", json.dumps(request).encode(), "application/json")
+    show(f"   <- HTTP {status}", reply)
+    if status != 200:
+        raise SystemExit(f"pay failed: HTTP {status}")
+    order_str, out_trade_no = reply["data"]["orderStr"], reply["data"]["outTradeNo"]
+
+    show(f"2. app -> Alipay SDK (emulated): POST /sandbox/app-pay?outcome={outcome}", order_str[:120] + "...")
+    status, result = call("POST", f"{base}/sandbox/app-pay?outcome={outcome}", order_str.encode(), "text/plain")
+    show(f"   <- HTTP {status}", result)
+    if status != 200 or result.get("resultStatus") not in ("9000", "6001"):
+        raise SystemExit(f"app-pay failed: {result}")
+
+    show("3. Alipay -> POST /pay/notify (signed trade_status_sync), as the emulator logged it", "waiting...")
+    trade = wait_for(f"{base}/sandbox/trades/{out_trade_no}", lambda s, t: s == 200 and any(d["acknowledged"] for d in t["deliveries"]))
+    show("   deliveries", trade.get("deliveries"))
+
+    expected = 1 if outcome == "success" else 2
+    order = wait_for(f"{base}/orders/{out_trade_no}", lambda s, o: s == 200 and o["data"]["status"] == expected)
+    show(f"4. app -> GET /orders/{out_trade_no}  (status 1 = paid, 2 = closed)", order)
+    if order.get("data", {}).get("status") != expected:
+        raise SystemExit(f"order did not reach status {expected}")
+    return order
+
+
+def main(argv: Optional[list] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=f"http://{HOST}:{os.environ.get('PORT') or DEFAULT_PORT}")
+    parser.add_argument("--outcome", default="success", choices=("success", "closed"))
+    args = parser.parse_args(argv)
+    walk_through(args.url.rstrip("/"), args.outcome)
+    print("\nDone: the order's status came from Alipay's notify, not from the app.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""The Alipay emulator served under ``/sandbox/``: what Alipay's SDK and gateway do, on a laptop.
+
+- ``app_pay``: the orderStr the app hands to Alipay's mobile SDK. Verified like Alipay verifies
+  it (the app's RSA2 signature, then ``biz_content``), answered with the SDK's
+  ``{resultStatus, memo, result}``; a paid or closed trade is then notified to its notify_url.
+- ``gateway``: ``/sandbox/gateway.do``, dispatched on ``method`` through ``GATEWAY_METHODS``.
+  Responses are signed over the exact JSON text of ``<method>_response`` as Alipay signs them.
+
+Alipay's side of the signing is the project's own ``shared.signing`` with the emulator's
+"Alipay" key: the emulator never carries a second copy of the sign rules.
+"""
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import parse_qsl
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared import clock, money, orderstr, signing, validation
+
+from . import alipay
+from .ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Ledger, Trade
+from .notifier import Notifier
+
+OUTCOMES = ("success", "closed", "drop")
+TIMEOUT_RE = re.compile(r"^(\d{1,5})([mhd])$|^1c$")
+MAX_TIMEOUT = timedelta(days=15)
+CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk"}
+
+
+class GatewayError(Exception):
+    """An error Alipay answers with ``code`` (40001/40002/40004/20000), ``sub_code``, ``sub_msg``."""
+
+    def __init__(self, code: str, msg: str, sub_code: str, sub_msg: str) -> None:
+        super().__init__(f"{sub_code}: {sub_msg}")
+        self.code, self.msg, self.sub_code, self.sub_msg = code, msg, sub_code, sub_msg
+
+    def fields(self) -> Dict[str, str]:
+        return {"code": self.code, "msg": self.msg, "sub_code": self.sub_code, "sub_msg": self.sub_msg}
+
+
+def invalid(sub_code: str, sub_msg: str) -> GatewayError:
+    return GatewayError("40002", "Invalid Arguments", sub_code, sub_msg)
+
+
+def business(sub_code: str, sub_msg: str) -> GatewayError:
+    return GatewayError("40004", "Business Failed", sub_code, sub_msg)
+
+
+@dataclass(frozen=True)
+class GatewayRequest:
+    """A verified request: its public parameters and its parsed ``biz_content``."""
+
+    params: Mapping[str, str]
+    biz: Mapping[str, Any]
+
+    @property
+    def method(self) -> str:
+        return self.params["method"]
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """A gateway method's answer that is not a signed JSON response (page/wap pay forms)."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+MethodHandler = Callable[["Sandbox", GatewayRequest], Union[Dict[str, Any], RawReply]]
+GATEWAY_METHODS: Dict[str, MethodHandler] = {}
+
+
+def gateway_method(name: str) -> Callable[[MethodHandler], MethodHandler]:
+    """Register a handler for ``/sandbox/gateway.do?method=<name>``. It returns the response's
+    business fields (``code``/``msg`` are added) or raises ``GatewayError``."""
+
+    def register(fn: MethodHandler) -> MethodHandler:
+        GATEWAY_METHODS[name] = fn
+        return fn
+
+    return register
+
+
+class Sandbox:
+    """One emulated Alipay: the merchant's app id and keys, a ledger, and the notify sender."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        seller_id: str,
+        app_public_key: rsa.RSAPublicKey,
+        alipay_private_key: rsa.RSAPrivateKey,
+        notifier: Optional[Notifier] = None,
+        ledger: Optional[Ledger] = None,
+    ) -> None:
+        self.app_id = app_id
+        self.seller_id = seller_id
+        self.app_public_key = app_public_key
+        self.alipay_private_key = alipay_private_key
+        self.ledger = ledger or (notifier.ledger if notifier else Ledger())
+        self.notifier = notifier or Notifier(self.ledger)
+
+    # --- the request envelope Alipay checks before any business rule ---------------------------
+
+    def verify_request(self, params: Mapping[str, str], method: Optional[str] = None) -> GatewayRequest:
+        """Check the public parameters and the app's RSA2 signature, then parse biz_content."""
+        for name in ("app_id", "method", "charset", "sign_type", "sign", "timestamp", "version"):
+            if not params.get(name):
+                raise GatewayError("40001", "Missing Required Arguments", f"isv.missing-{name.replace('_', '-')}", f"缺少{name}参数")
+        if method is not None and params["method"] != method:
+            raise invalid("isv.invalid-method", f"不存在的方法名: {params['method'][:64]}")
+        if params["app_id"] != self.app_id:
+            raise invalid("isv.invalid-app-id", "无效的AppID参数")
+        charset = CHARSETS.get(params["charset"].lower())
+        if charset is None:
+            raise invalid("isv.invalid-charset", "字符集错误")
+        if params["sign_type"] != "RSA2":
+            raise invalid("isv.invalid-signature-type", "无效的签名类型")
+        if params["version"] != "1.0":
+            raise invalid("isv.invalid-version", "版本号错误")
+        try:
+            clock.parse_alipay_time(params["timestamp"])
+        except ValueError:
+            raise invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
+        content = signing.sign_content(params, signing.REQUEST_EXCLUDED)
+        if not signing.rsa2_verify(self.app_public_key, content, params["sign"], charset):
+            raise invalid("isv.invalid-signature", "验签出错")
+        try:
+            biz = json.loads(params.get("biz_content") or "{}")
+        except ValueError:
+            raise invalid("isv.invalid-biz-content", "biz_content 不是合法的 JSON") from None
+        if not isinstance(biz, dict):
+            raise invalid("isv.invalid-biz-content", "biz_content 不是 JSON 对象")
+        return GatewayRequest(params, biz)
+
+    # --- the app's SDK: alipay.trade.app.pay -----------------------------------------------------
+
+    def app_pay(self, order_str: bytes, outcome: str = "success", lost_answers: int = 0) -> Dict[str, str]:
+        """What Alipay's mobile SDK hands back to the app for ``order_str``: 9000 paid, 6001 the
+        buyer cancelled (the trade closes), 4000 failed (bad signature or parameters)."""
+        if outcome not in OUTCOMES:
+            return sdk_result("4000", f"unknown outcome {outcome[:20]!r}; use one of {', '.join(OUTCOMES)}")
+        try:
+            request = self.verify_request(parse_form(order_str), orderstr.APP_PAY_METHOD)
+            trade = self._open_trade(request, orderstr.APP_PAY_PRODUCT_CODE)
+        except GatewayError as exc:
+            return sdk_result("4000", f"{exc.sub_code}: {exc.sub_msg}")
+        if outcome == "closed":
+            self._settle(trade.out_trade_no, TRADE_CLOSED, lost_answers)
+            return sdk_result("6001", "用户中途取消")
+        self._settle(trade.out_trade_no, TRADE_SUCCESS, lost_answers, notify=outcome != "drop")
+        response = {
+            "code": "10000",
+            "msg": "Success",
+            "app_id": self.app_id,
+            "auth_app_id": self.app_id,
+            "charset": request.params["charset"],
+            "timestamp": clock.alipay_timestamp(),
+            "out_trade_no": trade.out_trade_no,
+            "total_amount": trade.total_amount,
+            "trade_no": trade.trade_no,
+            "seller_id": self.seller_id,
+        }
+        return sdk_result("9000", "", self.signed_json("alipay_trade_app_pay_response", response, sign_type=True))
+
+    def _open_trade(self, request: GatewayRequest, product_code: str) -> Trade:
+        """Check a pay request's biz_content and create its trade (or refuse a repeat)."""
+        biz = check_pay_biz(request.biz, product_code, request.params["timestamp"])
+        notify_url = request.params.get("notify_url") or None
+        if notify_url and not re.match(r"^https?://[^\s]+$", notify_url):
+            raise invalid("isv.invalid-notify-url", "notify_url 格式错误")
+        with self.ledger.transaction():  # one check-and-insert, like Alipay's unique out_trade_no
+            existing = self.ledger.find(biz["out_trade_no"])
+            if existing is not None:
+                if existing.status == TRADE_SUCCESS:
+                    raise business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
+                if existing.status == TRADE_CLOSED:
+                    raise business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+                if existing.total_amount != biz["total_amount"] or existing.subject != biz["subject"]:
+                    raise business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
+                return existing
+            trade = Trade(
+                out_trade_no=biz["out_trade_no"], trade_no=self.ledger.new_trade_no(), app_id=self.app_id,
+                seller_id=self.seller_id, total_amount=biz["total_amount"], subject=biz["subject"],
+                product_code=product_code, notify_url=notify_url,
+            )
+            self.ledger.add(trade)
+            return trade
+
+    def _settle(self, out_trade_no: str, status: str, lost_answers: int, notify: bool = True) -> None:
+        """The buyer paid (TRADE_SUCCESS) or gave up (TRADE_CLOSED): record it, then notify."""
+        now = clock.alipay_timestamp()
+
+        def change(trade: Trade) -> Trade:
+            trade.status = status
+            if status == TRADE_SUCCESS:
+                trade.gmt_payment = now
+            else:
+                trade.gmt_close = now
+            return trade
+
+        trade = self.ledger.update(out_trade_no, change)
+        if notify and trade.notify_url:
+            notify_id = secrets.token_hex(17)
+            self.notifier.send(out_trade_no, trade.notify_url, lambda: self.signed_notify(out_trade_no, notify_id), lost_answers)
+
+    def signed_notify(self, out_trade_no: str, notify_id: str) -> Dict[str, str]:
+        """The trade_status_sync notify for the trade's current status, freshly signed."""
+        trade = self.ledger.find(out_trade_no)
+        times = {"gmt_payment": trade.gmt_payment} if trade.gmt_payment else {"gmt_close": trade.gmt_close or ""}
+        params = alipay.notify_params(
+            app_id=trade.app_id, out_trade_no=trade.out_trade_no, total_amount=trade.total_amount,
+            trade_status=trade.status, trade_no=trade.trade_no, seller_id=trade.seller_id,
+            notify_id=notify_id, subject=trade.subject, gmt_create=trade.gmt_create,
+            buyer_id=trade.buyer_id, **times,
+        )
+        if trade.status != TRADE_SUCCESS:
+            for unpaid in ("receipt_amount", "buyer_pay_amount"):
+                params.pop(unpaid, None)
+        return alipay.sign_notify(params, self.alipay_private_key)
+
+    # --- the server-side gateway: /sandbox/gateway.do --------------------------------------------
+
+    def gateway(self, query: bytes, body: bytes) -> Tuple[int, str, bytes]:
+        """Answer one gateway call (parameters in the query, the form body, or both, as the
+        official SDKs split them): (HTTP status, content type, body). HTTP 200 like Alipay."""
+        key = "error_response"
+        try:
+            params = parse_form(query)
+            for name, value in parse_form(body).items():
+                if name in params:
+                    raise invalid("isv.invalid-parameter", f"重复的参数 {name[:40]}")
+                params[name] = value
+            method = params.get("method", "")
+            handler = GATEWAY_METHODS.get(method)
+            if handler is None:
+                if not method:
+                    raise GatewayError("40001", "Missing Required Arguments", "isv.missing-method", "缺少方法名参数")
+                raise invalid("isv.invalid-method", f"不存在的方法名: {method[:64]}")
+            key = method.replace(".", "_") + "_response"
+            result = handler(self, self.verify_request(params))
+        except GatewayError as exc:
+            result = exc.fields()
+        if isinstance(result, RawReply):
+            return result.status, result.content_type, result.body
+        fields = result if "code" in result else {"code": "10000", "msg": "Success", **result}
+        return 200, "application/json; charset=utf-8", self.signed_json(key, fields).encode("utf-8")
+
+    def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False) -> str:
+        """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``."""
+        content = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+        sign = signing.rsa2_sign(self.alipay_private_key, content)
+        tail = ',"sign_type":"RSA2"' if sign_type else ""
+        return f'{{"{key}":{content},"sign":"{sign}"{tail}}}'
+
+
+def sdk_result(status: str, memo: str, result: str = "") -> Dict[str, str]:
+    """The map Alipay's mobile SDK returns from ``payV2``."""
+    return {"resultStatus": status, "memo": memo, "result": result}
+
+
+def parse_form(raw: bytes, charset: str = "utf-8") -> Dict[str, str]:
+    """A url-encoded parameter string (orderStr, gateway body); a repeated key is an error."""
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw.strip()), encoding=charset, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise invalid("isv.invalid-parameter", "参数格式错误") from None
+    params: Dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise invalid("isv.invalid-parameter", f"重复的参数 {key[:40]}")
+        params[key] = value
+    return params
+
+
+def check_pay_biz(biz: Mapping[str, Any], product_code: str, timestamp: str) -> Dict[str, str]:
+    """The pay rules Alipay applies to biz_content: out_trade_no, amount, subject, product code,
+    and a timeout that has not run out since the request was signed."""
+    out_trade_no = biz.get("out_trade_no")
+    if not isinstance(out_trade_no, str) or not validation.OUT_TRADE_NO_RE.match(out_trade_no):
+        raise invalid("isv.invalid-out-trade-no", "out_trade_no 只能由字母、数字、下划线组成，不超过64位")
+    amount = biz.get("total_amount")
+    if not isinstance(amount, str) or not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", amount):
+        raise invalid("isv.invalid-total-amount", "total_amount 格式错误")
+    try:
+        cents = money.yuan_to_cents(amount)
+    except money.InvalidAmount:
+        raise invalid("isv.invalid-total-amount", "total_amount 取值范围 [0.01,100000000]") from None
+    subject = biz.get("subject")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 256:
+        raise invalid("isv.invalid-subject", "subject 不能为空且不超过256个字符")
+    if biz.get("product_code") != product_code:
+        raise invalid("isv.invalid-product-code", f"product_code 须为 {product_code}")
+    expires = expiry(biz, clock.parse_alipay_time(timestamp))
+    if expires is not None and clock.now() >= expires:
+        raise business("ACQ.TRADE_HAS_CLOSE", "交易已超时关闭")
+    return {"out_trade_no": out_trade_no, "total_amount": money.cents_to_yuan(cents), "subject": subject}
+
+
+def expiry(biz: Mapping[str, Any], signed_at: datetime) -> Optional[datetime]:
+    """When the unpaid trade closes: ``time_expire`` if given, else ``timeout_express`` (1m-15d,
+    ``1c`` = end of the day) counted from the request's timestamp; None means Alipay's default."""
+    if biz.get("time_expire"):
+        try:
+            return clock.parse_alipay_time(str(biz["time_expire"]))
+        except ValueError:
+            raise invalid("isv.invalid-time-expire", "time_expire 格式须为 yyyy-MM-dd HH:mm:ss") from None
+    text = biz.get("timeout_express")
+    if not text:
+        return None
+    match = TIMEOUT_RE.match(str(text))
+    if not match:
+        raise invalid("isv.invalid-timeout-express", "timeout_express 取值范围 1m～15d，或 1c")
+    if match.group(0) == "1c":
+        return signed_at.replace(hour=0, minute=0, second=0) + timedelta(days=1)
+    number, unit = int(match.group(1)), match.group(2)
+    span = {"m": timedelta(minutes=number), "h": timedelta(hours=number), "d": timedelta(days=number)}[unit]
+    if not timedelta(minutes=1) <= span <= MAX_TIMEOUT:
+        raise invalid("isv.invalid-timeout-express", "timeout_express 取值范围 1m～15d，或 1c")
+    return signed_at + span
+
+
+# --- gateway methods ---------------------------------------------------------------------------
+
+@gateway_method("alipay.trade.query")
+def trade_query(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
+    """The trade's status as Alipay records it, by out_trade_no or trade_no."""
+    out_trade_no, trade_no = request.biz.get("out_trade_no"), request.biz.get("trade_no")
+    if not out_trade_no and not trade_no:
+        raise invalid("isv.missing-out-trade-no", "out_trade_no 和 trade_no 不能同时为空")
+    trade = sandbox.ledger.find(out_trade_no, trade_no)
+    if trade is None:
+        raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
+    paid = trade.status in (TRADE_SUCCESS, "TRADE_FINISHED")
+    fields = {
+        "trade_no": trade.trade_no,
+        "out_trade_no": trade.out_trade_no,
+        "buyer_logon_id": trade.buyer_logon_id,
+        "trade_status": trade.status,
+        "total_amount": trade.total_amount,
+        "buyer_pay_amount": trade.total_amount if paid else "0.00",
+        "receipt_amount": trade.total_amount if paid else "0.00",
+        "buyer_user_id": trade.buyer_id,
+    }
+    if paid:
+        fields["send_pay_date"] = trade.gmt_payment
+    if trade.status == WAIT_BUYER_PAY:
+        fields.pop("buyer_user_id")
+    return fields

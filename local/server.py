@@ -1,0 +1,190 @@
+"""The local HTTP front: API Gateway (HTTP API, payload 2.0) for serverless.yml's routes, plus the
+Alipay emulator under ``/sandbox/``. Standard library only (``http.server``).
+
+Each request to a route becomes the event API Gateway would send (``local.events``) and goes to
+the real handler named in serverless.yml; its ``{statusCode, headers, body}`` becomes the reply.
+"""
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import yaml
+
+from . import events, schema
+from .sandbox import Sandbox
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+SANDBOX = "/sandbox"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One ``httpApi`` event of serverless.yml, bound to its function's handler."""
+
+    function: str
+    method: str
+    path: str  # the template, e.g. /orders/{outTradeNo}
+    handler: Callable[[Dict[str, Any], Any], Dict[str, Any]]
+    pattern: re.Pattern
+
+    def match(self, method: str, path: str) -> Optional[Dict[str, str]]:
+        if method != self.method and self.method != "*":
+            return None
+        found = self.pattern.fullmatch(path)
+        return {k: unquote(v) for k, v in found.groupdict().items()} if found else None
+
+
+def path_pattern(template: str) -> re.Pattern:
+    """``/orders/{outTradeNo}`` -> a regex with a named group per path parameter."""
+    parts = re.split(r"(\{[^}]+\})", template)
+    regex = ""
+    for part in parts:
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            regex += f"(?P<{name[:-1]}>.+)" if name.endswith("+") else f"(?P<{name}>[^/]+)"
+        else:
+            regex += re.escape(part)
+    return re.compile(regex)
+
+
+def load_handler(spec: str) -> Callable:
+    """``functions/pay/handler.handler`` -> the callable, imported as the Lambda runtime would."""
+    module_path, _, attr = spec.rpartition(".")
+    return getattr(importlib.import_module(module_path.replace("/", ".")), attr)
+
+
+def http_routes(spec: Optional[Mapping[str, Any]] = None) -> List[Route]:
+    """Every ``httpApi`` event in serverless.yml, in file order."""
+    spec = spec or yaml.safe_load(schema.SERVERLESS_YML.read_text(encoding="utf-8"))
+    routes = []
+    for name, function in (spec.get("functions") or {}).items():
+        for event in function.get("events") or []:
+            http = event.get("httpApi") if isinstance(event, dict) else None
+            if not http:
+                continue
+            if isinstance(http, str):  # the short form "POST /pay"
+                method, _, path = http.partition(" ")
+            else:
+                method, path = http.get("method", "*"), http["path"]
+            routes.append(Route(name, method.upper(), path, load_handler(function["handler"]), path_pattern(path)))
+    return routes
+
+
+class LambdaContext:
+    """The few attributes of the Lambda context object a handler may read."""
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.aws_request_id = str(uuid.uuid4())
+        self.memory_limit_in_mb = 256
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+class LocalServer(ThreadingHTTPServer):
+    """The HTTP server; holds the routes and the emulator the request handler uses."""
+
+    daemon_threads = True
+
+    def __init__(self, address: Tuple[str, int], routes: List[Route], sandbox: Sandbox) -> None:
+        super().__init__(address, RequestHandler)
+        self.routes = routes
+        self.sandbox = sandbox
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    server: LocalServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.info("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        try:
+            body = self._body()
+        except ValueError as exc:
+            return self._send(413, "application/json", json.dumps({"message": str(exc)}).encode())
+        if url.path == "/health":
+            return self._send_json(200, {"status": "ok", "routes": [f"{r.method} {r.path}" for r in self.server.routes]})
+        if url.path == SANDBOX or url.path.startswith(SANDBOX + "/"):
+            return self._sandbox(url.path[len(SANDBOX):], url.query, body)
+        for route in self.server.routes:
+            params = route.match(self.command, url.path)
+            if params is not None:
+                return self._invoke(route, url.path, url.query, body, params)
+        self._send_json(404, {"message": "Not Found"})
+
+    def _body(self) -> Optional[bytes]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ValueError("Request Entity Too Large")
+        return self.rfile.read(length) if length else None
+
+    def _invoke(self, route: Route, path: str, query: str, body: Optional[bytes], params: Dict[str, str]) -> None:
+        headers = {key: ", ".join(self.headers.get_all(key)) for key in self.headers.keys()}
+        event = events.http_event(self.command, path, body, headers, params or None, query, route=route.path)
+        try:
+            reply = route.handler(event, LambdaContext(route.function))
+        except Exception:  # noqa: BLE001 - what API Gateway does when the function crashes
+            log.exception("%s crashed", route.function)
+            return self._send_json(500, {"message": "Internal Server Error"})
+        payload = reply.get("body") or ""
+        data = base64.b64decode(payload) if reply.get("isBase64Encoded") else payload.encode("utf-8")
+        self._send(int(reply.get("statusCode", 200)), None, data, reply.get("headers") or {})
+
+    def _sandbox(self, path: str, query: str, body: Optional[bytes]) -> None:
+        sandbox = self.server.sandbox
+        args = dict(parse_qsl(query, keep_blank_values=True))
+        if path == "/app-pay" and self.command == "POST":
+            try:
+                lost = int(args.get("lost_answers", "0"))
+            except ValueError:
+                lost = -1
+            if not 0 <= lost <= len(sandbox.notifier.delays):
+                return self._send_json(400, {"message": "lost_answers must be an integer from 0 to 7"})
+            return self._send_json(200, sandbox.app_pay(body or b"", args.get("outcome", "success"), lost))
+        if path == "/gateway.do" and self.command in ("GET", "POST"):
+            return self._send(*sandbox.gateway(query.encode("ascii", "replace"), body or b""))
+        if path.startswith("/trades/") and self.command == "GET":
+            trade = sandbox.ledger.snapshot(unquote(path[len("/trades/"):]))
+            return self._send_json(200 if trade else 404, trade or {"message": "no such trade"})
+        self._send_json(404, {"message": "Not Found"})
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        self._send(status, "application/json; charset=utf-8", json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+
+    def _send(self, status: int, content_type: Optional[str], data: bytes, headers: Optional[Mapping[str, str]] = None) -> None:
+        self.send_response(status)
+        headers = dict(headers or {})
+        if content_type and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = content_type
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)

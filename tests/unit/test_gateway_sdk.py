@@ -1,0 +1,92 @@
+"""Our gateway requests equal the official SDK's (``DefaultAlipayClient.execute``) byte for byte.
+
+The SDK's ``do_post`` is replaced by a recorder, and its clock frozen to our Shanghai timestamp,
+so both sides sign the same content; PKCS#1 v1.5 is deterministic, so the signatures must match.
+The SDK also parses our fixture-signed answer, which checks that both extract the same raw text.
+"""
+import datetime as real_datetime
+import json
+import types
+
+import pytest
+
+pytest.importorskip("alipay.aop.api")
+
+import alipay.aop.api.DefaultAlipayClient as sdk_client_module  # noqa: E402
+from alipay.aop.api.AlipayClientConfig import AlipayClientConfig  # noqa: E402
+from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient  # noqa: E402
+from alipay.aop.api.domain.AlipayTradeCloseModel import AlipayTradeCloseModel  # noqa: E402
+from alipay.aop.api.domain.AlipayTradeQueryModel import AlipayTradeQueryModel  # noqa: E402
+from alipay.aop.api.domain.AlipayTradeRefundModel import AlipayTradeRefundModel  # noqa: E402
+from alipay.aop.api.request.AlipayTradeCloseRequest import AlipayTradeCloseRequest  # noqa: E402
+from alipay.aop.api.request.AlipayTradeQueryRequest import AlipayTradeQueryRequest  # noqa: E402
+from alipay.aop.api.request.AlipayTradeRefundRequest import AlipayTradeRefundRequest  # noqa: E402
+
+from local import alipay  # noqa: E402
+from shared import clock  # noqa: E402
+from shared.gateway import AlipayGateway  # noqa: E402
+
+pytestmark = pytest.mark.oracle
+
+APP_ID = "2021000000000001"
+URL = "https://openapi.alipay.com/gateway.do"
+AT = real_datetime.datetime(2026, 11, 26, 18, 30, 5, tzinfo=clock.SHANGHAI)
+
+
+def sdk_request(method, model_cls, request_cls, fields):
+    model = model_cls()
+    for name, value in fields.items():
+        setattr(model, name, value)
+    return request_cls(biz_model=model)
+
+
+CASES = [
+    ("alipay.trade.query", AlipayTradeQueryModel, AlipayTradeQueryRequest, {"out_trade_no": "ORDER_1764150000000_abc"},
+     lambda gw: gw.trade_query("ORDER_1764150000000_abc", at=AT),
+     {"trade_status": "WAIT_BUYER_PAY", "total_amount": "198.01", "trade_no": "2026112622001400000000000001"}),
+    ("alipay.trade.close", AlipayTradeCloseModel, AlipayTradeCloseRequest, {"out_trade_no": "ORDER_1764150000000_abc"},
+     lambda gw: gw.trade_close("ORDER_1764150000000_abc", at=AT), {"trade_no": "2026112622001400000000000001"}),
+    ("alipay.trade.refund", AlipayTradeRefundModel, AlipayTradeRefundRequest,
+     {"out_trade_no": "ORDER_1764150000000_abc", "refund_amount": "12.30", "out_request_no": "RF_1", "refund_reason": "数据恢复 失败 & 退款"},
+     lambda gw: gw.trade_refund("ORDER_1764150000000_abc", 1230, "RF_1", reason="数据恢复 失败 & 退款", at=AT),
+     {"fund_change": "Y", "refund_fee": "12.30"}),
+]
+
+
+@pytest.mark.parametrize("method,model_cls,request_cls,fields,ours,answer", CASES, ids=[c[0] for c in CASES])
+def test_request_bytes_equal_the_official_sdk(monkeypatch, app_keys, alipay_keys, method, model_cls, request_cls, fields, ours, answer):
+    payload = {"code": "10000", "msg": "Success", "out_trade_no": fields["out_trade_no"], **answer}
+    body = alipay.response_body(method, payload, alipay_keys.private_key)
+
+    sent = []
+
+    def do_post(url, query_string=None, headers=None, params=None, charset="utf-8", timeout=15):
+        from alipay.aop.api.util.WebUtils import url_encode
+
+        sent.append((query_string, url_encode(params, charset).encode(charset)))
+        return body
+
+    frozen = types.SimpleNamespace(datetime=types.SimpleNamespace(now=lambda: AT.replace(tzinfo=None)))
+    monkeypatch.setattr(sdk_client_module, "do_post", do_post)
+    monkeypatch.setattr(sdk_client_module, "datetime", frozen)
+
+    config = AlipayClientConfig()
+    config.server_url = URL
+    config.app_id = APP_ID
+    config.app_private_key = app_keys.private_base64(pkcs8=False)
+    config.alipay_public_key = alipay_keys.public_base64()
+    sdk_content = DefaultAlipayClient(config).execute(sdk_request(method, model_cls, request_cls, fields))
+
+    recorded = []
+    gateway = AlipayGateway(
+        app_id=APP_ID, private_key=app_keys.private_key, alipay_public_key=alipay_keys.public_key,
+        transport=lambda url, query, form, timeout: recorded.append((url, query, form)) or body,
+    )
+    ours(gateway)
+
+    (sdk_query, sdk_body), = sent
+    (url, query, form), = recorded
+    assert url == URL
+    assert sorted(query.split("&")) == sorted(sdk_query.split("&"))  # same parameters, values, encoding, sign
+    assert form == sdk_body
+    assert json.loads(sdk_content) == payload  # the SDK verified the same raw text we did
