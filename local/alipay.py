@@ -105,13 +105,22 @@ def form_body(params: Mapping[str, str], charset: Optional[str] = None) -> bytes
     return "&".join(f"{quote_plus(k)}={quote_plus(v, encoding=charset)}" for k, v in params.items()).encode("ascii")
 
 
-def response_body(method: str, payload: Mapping[str, object], private_key: rsa.RSAPrivateKey, *, raw: Optional[str] = None) -> bytes:
+def response_body(
+    method: str,
+    payload: Mapping[str, object],
+    private_key: rsa.RSAPrivateKey,
+    *,
+    raw: Optional[str] = None,
+    alipay_cert_sn: Optional[str] = None,
+) -> bytes:
     """A gateway answer as Alipay sends it: ``{"<method>_response": {...}, "sign": "..."}``.
 
     The signature covers the exact text of the response value; pass ``raw`` to sign a particular
-    rendering (spacing, escapes) instead of the compact UTF-8 JSON of ``payload``.
+    rendering (spacing, escapes) instead of the compact UTF-8 JSON of ``payload``. In certificate
+    mode Alipay names the certificate it signed with: ``"alipay_cert_sn"`` beside ``sign``.
     """
     text = raw if raw is not None else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     sign = signing.rsa2_sign(private_key, text, "utf-8")
     key = method.replace(".", "_") + "_response"
-    return ('{"' + key + '":' + text + ',"sign":"' + sign + '"}').encode("utf-8")
+    cert_member = f',"alipay_cert_sn":"{alipay_cert_sn}"' if alipay_cert_sn else ""
+    return ('{"' + key + '":' + text + cert_member + ',"sign":"' + sign + '"}').encode("utf-8")

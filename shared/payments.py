@@ -13,10 +13,11 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import clock, orderstr
 from .config import Settings
+from .gateway import AlipayGateway
 from .notify import Notify, NotifyRejected, verify_notify
 from .orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
 from .sync_return import verify_return
-from .validation import APP, PAGE, WAP, NewOrder
+from .validation import APP, PAGE, PRECREATE, WAP, NewOrder
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,32 @@ def start_pay(
     """Create the Order row (status 0) and return it with what the channel's client needs.
 
     app: ``{orderStr}`` for Alipay's mobile SDK; page / wap: ``{payUrl, payForm}``, the same
-    signed request as a GET URL to redirect to and as a self-submitting HTML form.
+    signed request as a GET URL to redirect to and as a self-submitting HTML form; precreate:
+    ``{qrCode}`` from Alipay's gateway.
     """
     if channel == APP:
         order, order_str = start_app_pay(store, cfg, new, at)
         return order, {"orderStr": order_str}
+    if channel == PRECREATE:
+        return start_precreate(store, cfg, new, at)
     build = {PAGE: orderstr.page_pay, WAP: orderstr.wap_pay}[channel]
     order, page = _create_fresh(store, new, at, sign=lambda order: build(
         order=_pay_order(order), return_url=cfg.return_url, gateway=cfg.gateway_url, **_signer(cfg, at)
     ))
     return order, {"payUrl": page.url, "payForm": page.form}
+
+
+def start_precreate(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[datetime] = None) -> Tuple[Order, Dict[str, str]]:
+    """Create the Order row, then the trade at Alipay (``alipay.trade.precreate``) for its QR code.
+
+    Here the row must come first: precreate makes a trade at Alipay, and a trade whose row is
+    missing would be paid into nothing. A failed call leaves only an unpaid row (reconcile closes
+    it) and raises ``GatewayError``.
+    """
+    cfg.require("alipay_public_key", "gateway_url")  # before the write: bad config writes nothing
+    order = _create_fresh(store, new, at)[0]
+    answer = AlipayGateway.from_settings(cfg).trade_precreate(_pay_order(order), cfg.notify_url, at)
+    return order, {"qrCode": answer.qr_code}
 
 
 def _pay_order(order: Order) -> orderstr.PayOrder:
