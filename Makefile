@@ -8,7 +8,7 @@ NODE_STAMP := node_modules/.installed
 
 FZLEE  := .venv-fzlee
 
-.PHONY: run test package clean fzlee
+.PHONY: run demo test package clean fzlee
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,21 @@ $(FZLEE)/.installed: requirements-fzlee.txt
 
 fzlee: $(FZLEE)/.installed
 
+# The whole backend on 127.0.0.1:$(PORT) (default 3000): routes, moto DynamoDB, Alipay emulator.
 run: $(STAMP)
 	$(PY) -m local.run
+
+# The curl walk-through, run against a stack started with `make run` (same PORT).
+demo: $(STAMP)
+	$(PY) -m local.demo
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
-package: $(NODE_STAMP)
+# Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the
+# CloudFormation template land in .serverless/. No AWS account or credentials needed.
+package: $(STAMP) $(NODE_STAMP)
 	npx serverless package
 
 clean:
-	rm -rf $(VENV) $(FZLEE) node_modules .serverless .pytest_cache .hypothesis
+	rm -rf $(VENV) $(FZLEE) node_modules .serverless .build .pytest_cache .hypothesis

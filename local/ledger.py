@@ -67,9 +67,9 @@ class Ledger:
         self._serial = itertools.count(1)
 
     def new_trade_no(self) -> str:
-        """Alipay's 28-digit trade_no: the date, then a serial."""
+        """Alipay's 28-digit trade_no: the date, then 20 digits (here a serial)."""
         with self._lock:
-            return clock.now().strftime("%Y%m%d") + f"{2200140000000000000000 + next(self._serial):022d}"
+            return clock.now().strftime("%Y%m%d") + f"{22001400000000000000 + next(self._serial):020d}"
 
     def transaction(self) -> threading.RLock:
         """Hold this to make several ledger calls one atomic step (``with ledger.transaction():``)."""

@@ -143,6 +143,7 @@ def main(argv: Optional[list] = None) -> None:
         pass
     finally:
         stack.stop()
+        print("local stack stopped", flush=True)
 
 
 if __name__ == "__main__":

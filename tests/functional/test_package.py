@@ -1,14 +1,35 @@
-"""`npx serverless package` (osls, pinned in package.json) succeeds offline and ships only our code."""
+"""`npx serverless package` (osls, pinned in package.json) succeeds offline and ships what it should:
+each function only this project's code (everything its handler imports, nothing of the tests or
+the local stack), third-party code in one layer built for Lambda's platform, least-privilege IAM."""
+import ast
+import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = {"pay", "pay_notify", "add_order", "pay_return"}
+SPEC = yaml.safe_load((ROOT / "serverless.yml").read_text(encoding="utf-8"))
+FUNCTIONS = set(SPEC["functions"])
+RUNTIME = SPEC["provider"]["runtime"]  # python3.12
+PY_TAG = "cp" + RUNTIME.removeprefix("python").replace(".", "")  # cp312
+LAYER_ZIP = "runtimeDeps.zip"
+TABLE_ACTIONS = {
+    "pay": ["dynamodb:PutItem"],
+    "pay_notify": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "order_status": ["dynamodb:GetItem"],
+    "add_order": ["dynamodb:PutItem"],
+    "pay_return": ["dynamodb:GetItem"],
+    "reconcile": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "refund": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+}
+FOREIGN = ("tests/", "local/", "deploy/", ".venv/", "node_modules/", "alipay/", "cryptography/", "boto3/", "botocore/", "python/")
 
 
 @pytest.fixture(scope="module")
@@ -17,21 +38,139 @@ def packaged(tmp_path_factory):
         pytest.skip("node_modules not installed (make test installs it with npm ci)")
     out = tmp_path_factory.mktemp("package")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # Credentials that cannot work: packaging must not need AWS at all.
     env.update(AWS_ACCESS_KEY_ID="offline", AWS_SECRET_ACCESS_KEY="offline", SLS_TELEMETRY_DISABLED="1")
     result = subprocess.run(
         [shutil.which("npx") or "npx", "serverless", "package", "--stage", "ci", "--package", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "not compared with the deployed stack" in result.stdout + result.stderr
     return out
 
 
-def test_each_function_is_packaged_alone_with_only_project_code(packaged):
-    for name in FUNCTIONS:
-        names = zipfile.ZipFile(packaged / f"{name}.zip").namelist()
-        assert f"functions/{name}/handler.py" in names
-        assert "shared/signing.py" in names
-        others = FUNCTIONS - {name}
-        assert not [n for n in names if any(n.startswith(f"functions/{o}/") for o in others)]
-        assert not [n for n in names if n.startswith(("tests/", "local/", ".venv/", "node_modules/", "alipay/"))]
-        assert (packaged / f"{name}.zip").stat().st_size < 100 * 1024
+@pytest.fixture(scope="module")
+def template(packaged):
+    return json.loads((packaged / "cloudformation-template-update-stack.json").read_text())["Resources"]
+
+
+def project_imports(path: Path, seen=None) -> set:
+    """The project files ``path`` needs: its shared/ and functions/ imports, transitively."""
+    seen = set() if seen is None else seen
+    package = path.parent.relative_to(ROOT).as_posix().replace("/", ".")
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: up (level - 1) packages from this file's package
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            for candidate in (ROOT / (module.replace(".", "/") + ".py"), ROOT / module.replace(".", "/") / "__init__.py"):
+                rel = candidate.relative_to(ROOT).as_posix()
+                if candidate.exists() and rel.startswith(("shared/", "functions/")) and rel not in seen:
+                    seen.add(rel)
+                    project_imports(candidate, seen)
+    return seen
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_function_ships_its_own_code_and_all_it_imports(packaged, name):
+    archive = packaged / f"{name}.zip"
+    names = set(zipfile.ZipFile(archive).namelist())
+    handler = ROOT / SPEC["functions"][name]["handler"].rsplit(".", 1)[0]
+    needed = project_imports(handler.with_suffix(".py")) | {f"functions/{name}/handler.py", "functions/__init__.py", "shared/__init__.py"}
+    assert needed <= names, f"{name}.zip lacks {sorted(needed - names)}"
+    assert not [n for n in names if n.startswith("functions/") and not n.startswith((f"functions/{name}/", "functions/__init__"))]
+    assert not [n for n in names if n.startswith(FOREIGN) or n.endswith((".pyc", ".so")) or "__pycache__" in n]
+    assert archive.stat().st_size < 100 * 1024
+
+
+def elf_machine(data: bytes):
+    """(class, machine) of an ELF file: (2, 62) is ELF64 x86-64."""
+    assert data[:4] == b"\x7fELF", "not an ELF file"
+    return data[4], struct.unpack("<H", data[18:20])[0]
+
+
+def test_the_layer_holds_the_runtime_dependencies_built_for_lambda(packaged):
+    archive = packaged / LAYER_ZIP
+    assert archive.stat().st_size < 10 * 1024 * 1024
+    layer = zipfile.ZipFile(archive)
+    names = layer.namelist()
+    assert all(n.startswith("python/") for n in names)  # Lambda adds /opt/python to sys.path
+    assert "python/cryptography/__init__.py" in names
+    assert not [n for n in names if n.startswith(("python/boto3/", "python/botocore/", "python/alipay/", "python/moto/"))]
+
+    extensions = [n for n in names if n.endswith(".so")]
+    assert extensions, "cryptography's native code is missing"
+    for name in extensions:
+        assert elf_machine(layer.read(name)[:20]) == (2, 62), f"{name} is not ELF64 x86-64"
+        suffix = re.search(r"\.(abi3|cpython-\d+-[a-z0-9_]+-linux-gnu)\.so$", name)
+        assert suffix, f"{name}: not a CPython extension module"
+        if suffix.group(1) != "abi3":
+            assert suffix.group(1) == f"cpython-{PY_TAG[2:]}-x86_64-linux-gnu", f"{name} is for another Python"
+
+    wheels = [n for n in names if n.endswith(".dist-info/WHEEL")]
+    assert wheels
+    for name in wheels:
+        tags = [line.split(": ", 1)[1] for line in layer.read(name).decode().splitlines() if line.startswith("Tag: ")]
+        assert tags and all(lambda_compatible(tag) for tag in tags), f"{name}: {tags}"
+
+
+def lambda_compatible(tag: str) -> bool:
+    """A wheel tag that runs on Lambda's RUNTIME on x86_64 (glibc >= 2.17 since manylinux2014)."""
+    python, abi, platform = tag.split("-")
+    if platform == "any":
+        return python.startswith("py3") or python == PY_TAG
+    glibc = re.fullmatch(r"manylinux_2_(\d+)_x86_64|manylinux(2014|2010|1)_x86_64", platform)
+    if not glibc or (glibc.group(1) and int(glibc.group(1)) > 17):
+        return False
+    if abi == "abi3":
+        return int(python[3:]) <= int(PY_TAG[3:])
+    return python == PY_TAG and abi == PY_TAG
+
+
+def statements(template, role):
+    return template[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_function_has_its_own_least_privilege_role(template, name):
+    function = next(r for r in template.values() if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["FunctionName"].endswith(f"-{name}"))
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert function["Properties"]["Layers"] == [{"Ref": "RuntimeDepsLambdaLayer"}]
+    granted = statements(template, role)
+    on_table = [s for s in granted if s["Resource"] == {"Fn::GetAtt": ["OrderTable", "Arn"]}]
+    assert [sorted(s["Action"]) for s in on_table] == [TABLE_ACTIONS[name]]
+    actions = sorted(a for s in granted for a in s["Action"])
+    assert all(a.startswith(("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt")) for a in actions)
+    assert not [s for s in granted if s["Resource"] == "*" or "*" in s["Action"]]
+    for statement in granted:
+        if statement["Action"] == ["kms:Decrypt"]:  # only through SSM, only for its own parameter
+            assert set(statement["Condition"]["StringEquals"]) == {"kms:ViaService", "kms:EncryptionContext:PARAMETER_ARN"}
+    roles = {r["Properties"]["Role"]["Fn::GetAtt"][0] for r in template.values() if r["Type"] == "AWS::Lambda::Function"}
+    assert len(roles) == len(FUNCTIONS) and "IamRoleLambdaExecution" not in template
+
+
+def test_keys_are_read_from_ssm_at_run_time_and_settings_resolved_by_cloudformation(template):
+    env = {
+        r["Properties"]["FunctionName"].rsplit("-", 1)[1]: r["Properties"]["Environment"]["Variables"]
+        for r in template.values() if r["Type"] == "AWS::Lambda::Function"
+    }
+    assert env["pay"]["ALIPAY_APP_PRIVATE_KEY_SSM"] == "/alipay-app-pay/ci/app-private-key"
+    assert env["pay_notify"]["ALIPAY_PUBLIC_KEY_SSM"] == "/alipay-app-pay/ci/alipay-public-key"
+    assert env["pay"]["ALIPAY_APP_ID"] == "{{resolve:ssm:/alipay-app-pay/ci/app-id}}"
+    assert env["pay"]["ALIPAY_NOTIFY_URL"] == "{{resolve:ssm:/alipay-app-pay/ci/notify-url}}"
+    assert not [v for e in env.values() for k, v in e.items() if k in ("ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY")]
+    assert "${ssm:" not in (ROOT / "serverless.yml").read_text(encoding="utf-8")
+
+
+def test_the_order_table_keeps_point_in_time_recovery(template):
+    table = template["OrderTable"]
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["DeletionPolicy"] == "Retain"
