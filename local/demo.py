@@ -11,15 +11,15 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .run import DEFAULT_PORT, HOST
 
 WAIT_SECONDS = 15.0
 
 
-def call(method: str, url: str, body: Optional[bytes] = None, content_type: Optional[str] = None) -> Tuple[int, Any]:
-    """One HTTP call; the JSON reply decoded (or the text when it is not JSON)."""
+def call(method: str, url: str, body: Optional[bytes] = None, content_type: Optional[str] = None, parse: bool = True) -> Tuple[int, Any]:
+    """One HTTP call; the JSON reply decoded (or the text when it is not JSON, or ``parse`` is off)."""
     request = urllib.request.Request(url, data=body, method=method)
     if content_type:
         request.add_header("Content-Type", content_type)
@@ -29,6 +29,8 @@ def call(method: str, url: str, body: Optional[bytes] = None, content_type: Opti
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
     text = raw.decode("utf-8")
+    if not parse:
+        return status, text
     try:
         return status, json.loads(text)
     except ValueError:
@@ -40,14 +42,15 @@ def step(title: str, detail: Any) -> None:
     print(f"\n== {title}\n{text}", flush=True)
 
 
-def wait_for(url: str, done, seconds: float = WAIT_SECONDS) -> Any:
-    """Poll ``url`` until ``done(reply)``; the last reply either way (the caller judges it)."""
+def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], seconds: float = WAIT_SECONDS) -> Any:
+    """Call ``fetch`` until ``done(value)`` or time runs out; the last value either way (the
+    caller judges it)."""
     deadline = time.monotonic() + seconds
     while True:
-        status, reply = call("GET", url)
-        if done(status, reply) or time.monotonic() > deadline:
-            return reply
-        time.sleep(0.1)
+        value = fetch()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
 
 
 def walk_through(base: str, outcome: str = "success", total_amount: str = "0.01", quiet: bool = False) -> Dict[str, Any]:
@@ -68,11 +71,13 @@ def walk_through(base: str, outcome: str = "success", total_amount: str = "0.01"
         raise SystemExit(f"app-pay failed: {result}")
 
     show("3. Alipay -> POST /pay/notify (signed trade_status_sync), as the emulator logged it", "waiting...")
-    trade = wait_for(f"{base}/sandbox/trades/{out_trade_no}", lambda s, t: s == 200 and any(d["acknowledged"] for d in t["deliveries"]))
+    _, trade = poll(lambda: call("GET", f"{base}/sandbox/trades/{out_trade_no}"),
+                    lambda reply: reply[0] == 200 and any(d["acknowledged"] for d in reply[1]["deliveries"]))
     show("   deliveries", trade.get("deliveries"))
 
     expected = 1 if outcome == "success" else 2
-    order = wait_for(f"{base}/orders/{out_trade_no}", lambda s, o: s == 200 and o["data"]["status"] == expected)
+    _, order = poll(lambda: call("GET", f"{base}/orders/{out_trade_no}"),
+                    lambda reply: reply[0] == 200 and reply[1]["data"]["status"] == expected)
     show(f"4. app -> GET /orders/{out_trade_no}  (status 1 = paid, 2 = closed)", order)
     if order.get("data", {}).get("status") != expected:
         raise SystemExit(f"order did not reach status {expected}")

@@ -133,7 +133,10 @@ def main(argv: Optional[list] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    stack = LocalStack(args.port, args.time_scale).start()
+    try:
+        stack = LocalStack(args.port, args.time_scale).start()
+    except OSError as exc:
+        raise SystemExit(f"cannot serve on {HOST}:{args.port} ({exc.strerror}); try PORT=3100 make run") from None
     print(banner(stack), flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -148,15 +148,17 @@ class Sandbox:
         buyer cancelled (the trade closes), 4000 failed (bad signature or parameters)."""
         if outcome not in OUTCOMES:
             return sdk_result("4000", f"unknown outcome {outcome[:20]!r}; use one of {', '.join(OUTCOMES)}")
+        status = TRADE_CLOSED if outcome == "closed" else TRADE_SUCCESS
         try:
             request = self.verify_request(parse_form(order_str), orderstr.APP_PAY_METHOD)
-            trade = self._open_trade(request, orderstr.APP_PAY_PRODUCT_CODE)
+            with self.ledger.transaction():  # open and settle as one step: one payment per trade
+                trade = self.settle(self.open_trade(request, orderstr.APP_PAY_PRODUCT_CODE).out_trade_no, status)
         except GatewayError as exc:
             return sdk_result("4000", f"{exc.sub_code}: {exc.sub_msg}")
+        if outcome != "drop":
+            self.notify(trade.out_trade_no, lost_answers)
         if outcome == "closed":
-            self._settle(trade.out_trade_no, TRADE_CLOSED, lost_answers)
             return sdk_result("6001", "用户中途取消")
-        self._settle(trade.out_trade_no, TRADE_SUCCESS, lost_answers, notify=outcome != "drop")
         response = {
             "code": "10000",
             "msg": "Success",
@@ -171,8 +173,9 @@ class Sandbox:
         }
         return sdk_result("9000", "", self.signed_json("alipay_trade_app_pay_response", response, sign_type=True))
 
-    def _open_trade(self, request: GatewayRequest, product_code: str) -> Trade:
-        """Check a pay request's biz_content and create its trade (or refuse a repeat)."""
+    def open_trade(self, request: GatewayRequest, product_code: str) -> Trade:
+        """Check a pay request's biz_content and create its trade, or return the unpaid trade
+        already open for the same out_trade_no and order (refuse a paid, closed or altered one)."""
         biz = check_pay_biz(request.biz, product_code, request.params["timestamp"])
         notify_url = request.params.get("notify_url") or None
         if notify_url and not re.match(r"^https?://[^\s]+$", notify_url):
@@ -195,8 +198,8 @@ class Sandbox:
             self.ledger.add(trade)
             return trade
 
-    def _settle(self, out_trade_no: str, status: str, lost_answers: int, notify: bool = True) -> None:
-        """The buyer paid (TRADE_SUCCESS) or gave up (TRADE_CLOSED): record it, then notify."""
+    def settle(self, out_trade_no: str, status: str) -> Trade:
+        """The buyer paid (TRADE_SUCCESS) or gave up (TRADE_CLOSED): record it on the trade."""
         now = clock.alipay_timestamp()
 
         def change(trade: Trade) -> Trade:
@@ -207,8 +210,12 @@ class Sandbox:
                 trade.gmt_close = now
             return trade
 
-        trade = self.ledger.update(out_trade_no, change)
-        if notify and trade.notify_url:
+        return self.ledger.update(out_trade_no, change)
+
+    def notify(self, out_trade_no: str, lost_answers: int = 0) -> None:
+        """Start Alipay's notify of the trade's current status to its notify_url (if it has one)."""
+        trade = self.ledger.find(out_trade_no)
+        if trade is not None and trade.notify_url:
             notify_id = secrets.token_hex(17)
             self.notifier.send(out_trade_no, trade.notify_url, lambda: self.signed_notify(out_trade_no, notify_id), lost_answers)
 

@@ -1,7 +1,6 @@
 """The local stack as a separate process on a free port, driven over real HTTP (loopback only)."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -9,12 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import List
 
 import pytest
+
+from local.demo import call as http  # noqa: F401 - the tests' HTTP client
+from local.demo import poll as wait_until  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 TIME_SCALE = "0.0005"  # Alipay's 4 minutes become 0.12 s
@@ -25,23 +26,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def http(method: str, url: str, body: Optional[bytes] = None, content_type: Optional[str] = None, parse: bool = True) -> Tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method)
-    if content_type:
-        request.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            status, raw = reply.status, reply.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    if not parse:
-        return status, raw.decode("utf-8")
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode()
 
 
 def stack_env(port: int, local_dir: Path) -> dict:
@@ -105,11 +89,3 @@ def stack(local_dir, tmp_path_factory):
     running.stop()
 
 
-def wait_until(fetch, done, seconds: float = 20.0):
-    """Poll until ``done(value)``; returns the last value (the test asserts on it)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)

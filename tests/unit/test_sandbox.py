@@ -213,3 +213,13 @@ def test_methods_are_added_by_registering_them(emulator, app_keys, monkeypatch):
         invalid("isv.test", req.biz["out_trade_no"])))
     text = call(emulator, gateway_request(app_keys, "alipay.trade.close", {"out_trade_no": "X1"}))
     assert json.loads(response_of(text, "alipay_trade_close_response")[0])["sub_msg"] == "X1"
+
+
+def test_the_same_order_str_paid_at_once_from_many_threads_pays_once(emulator, app_keys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    raw = order_str(app_keys)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: emulator.app_pay(raw)["resultStatus"], range(8)))
+    assert sorted(results) == ["4000"] * 7 + ["9000"]
+    assert len(emulator.notifier.sent) == 1
