@@ -38,6 +38,7 @@ def local_env(port: int) -> Dict[str, str]:
         "ALIPAY_APP_ID": APP_ID,
         "ALIPAY_SELLER_ID": SELLER_ID,
         "ALIPAY_NOTIFY_URL": f"{base}/pay/notify",
+        "ALIPAY_RETURN_URL": f"{base}/pay/return",
         "ALIPAY_GATEWAY_URL": f"{base}/sandbox/gateway.do",
         "ORDER_TABLE": ORDER_TABLE,
         "AWS_DEFAULT_REGION": "ap-east-1",

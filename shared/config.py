@@ -106,8 +106,15 @@ class Settings:
 
     @cached_property
     def return_url(self) -> Optional[str]:
-        """Optional: where Alipay sends the browser after page/wap pay (the pay_return route)."""
-        return self._optional_url(RETURN_URL)
+        """Optional: where Alipay sends the browser after page/wap pay (the pay_return route).
+
+        No query string: Alipay appends its signed parameters, and any of ours would spoil the
+        signature check on return.
+        """
+        value = self._optional_url(RETURN_URL)
+        if value and ("?" in value or "#" in value):
+            raise ConfigError(RETURN_URL, "malformed (no query string or fragment: Alipay appends its own)")
+        return value
 
     @cached_property
     def gateway_url(self) -> str:

@@ -121,3 +121,11 @@ def test_the_page_escapes_the_subject(channels_env, store, alipay_keys):
     out_trade_no = json.loads(reply["body"])["data"]["outTradeNo"]
     page = pay_return(return_event(alipay.sign_notify(return_params(out_trade_no), alipay_keys.private_key)))
     assert "<script>alert(1)</script>" not in page["body"] and "&lt;script&gt;" in page["body"]
+
+
+def test_a_return_url_with_a_query_string_is_a_configuration_error(channels_env, dynamodb, monkeypatch):
+    """Alipay appends its signed parameters to return_url; ours would break every return's check."""
+    monkeypatch.setenv("ALIPAY_RETURN_URL", RETURN_URL + "?shop=1")
+    status, body = pay_on("page")
+    assert status == 500 and body["data"] is None
+    assert stored_items(dynamodb) == []
