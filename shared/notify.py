@@ -7,7 +7,7 @@ it retries). Seed 000: sign first, then app_id, out_trade_no and total_amount; w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -116,6 +116,34 @@ def verify_signature(
         raise NotifyRejected("bad signature")
 
 
+def verified_params(
+    raw: bytes,
+    *,
+    public_key: rsa.RSAPublicKey,
+    app_id: str,
+    required: Sequence[str],
+    alipay_cert_sn: Optional[str] = None,
+) -> Dict[str, str]:
+    """Parse a form Alipay signed like a notify (the notify itself, the sync return), verify it,
+    and check that the ``required`` fields are there and the app is ours."""
+    params = parse_form(raw)
+    verify_signature(params, public_key, alipay_cert_sn)
+    missing = [name for name in required if not params.get(name)]
+    if missing:
+        raise NotifyRejected(f"missing {', '.join(missing)}")
+    if params["app_id"] != app_id:
+        raise NotifyRejected("app_id is not ours")
+    return params
+
+
+def amount_cents(text: str) -> int:
+    """An amount Alipay sent, in cents; malformed means rejected."""
+    try:
+        return money.yuan_to_cents(text)
+    except money.InvalidAmount as exc:
+        raise NotifyRejected(str(exc)) from None
+
+
 def verify_notify(
     raw: bytes,
     *,
@@ -125,21 +153,12 @@ def verify_notify(
     alipay_cert_sn: Optional[str] = None,
 ) -> Notify:
     """Parse, verify and check a notify body; raise ``NotifyRejected`` on anything amiss."""
-    params = parse_form(raw)
-    verify_signature(params, public_key, alipay_cert_sn)
-    missing = [name for name in REQUIRED if not params.get(name)]
-    if missing:
-        raise NotifyRejected(f"missing {', '.join(missing)}")
-    if params["app_id"] != app_id:
-        raise NotifyRejected("app_id is not ours")
+    params = verified_params(raw, public_key=public_key, app_id=app_id, required=REQUIRED, alipay_cert_sn=alipay_cert_sn)
     if seller_id is not None and params.get("seller_id") != seller_id:
         raise NotifyRejected("seller_id is not ours")
     if params["trade_status"] in PAID_STATUSES and not params.get("trade_no"):
         raise NotifyRejected("paid notify without trade_no")
-    try:
-        cents = money.yuan_to_cents(params["total_amount"])
-    except money.InvalidAmount as exc:
-        raise NotifyRejected(str(exc)) from None
+    cents = amount_cents(params["total_amount"])
     return Notify(
         out_trade_no=params["out_trade_no"],
         trade_status=params["trade_status"],

@@ -14,7 +14,7 @@ from typing import Optional
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import money
-from .notify import NotifyRejected, parse_form, verify_signature
+from .notify import amount_cents, verified_params
 from .orders import CLOSED, PAID, Order
 
 REQUIRED = ("app_id", "out_trade_no")
@@ -33,17 +33,8 @@ def verify_return(
     query: bytes, *, public_key: rsa.RSAPublicKey, app_id: str, alipay_cert_sn: Optional[str] = None
 ) -> SyncReturn:
     """Parse and verify the return's query string; ``NotifyRejected`` when it is not Alipay's or ours."""
-    params = parse_form(query)
-    verify_signature(params, public_key, alipay_cert_sn)
-    missing = [name for name in REQUIRED if not params.get(name)]
-    if missing:
-        raise NotifyRejected(f"missing {', '.join(missing)}")
-    if params["app_id"] != app_id:
-        raise NotifyRejected("app_id is not ours")
-    try:
-        cents = money.yuan_to_cents(params["total_amount"]) if params.get("total_amount") else None
-    except money.InvalidAmount as exc:
-        raise NotifyRejected(str(exc)) from None
+    params = verified_params(query, public_key=public_key, app_id=app_id, required=REQUIRED, alipay_cert_sn=alipay_cert_sn)
+    cents = amount_cents(params["total_amount"]) if params.get("total_amount") else None
     return SyncReturn(params["out_trade_no"], params.get("trade_no") or None, cents)
 
 
