@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -122,3 +123,33 @@ class CertFiles:
         alipay = issue(name("支付宝(中国)网络技术有限公司-" + app_id, ou="Alipay Open Platform", o=ANT),
                        alipay_key.public_key(), class2, ca_key)
         return cls(pem(app), pem(alipay, intermediate), pem(*roots), app, alipay, roots)
+
+
+FILE_NAMES = {  # the names Alipay's console gives the three downloads
+    "ALIPAY_APP_CERT": "appCertPublicKey.crt",
+    "ALIPAY_CERT": "alipayCertPublicKey_RSA2.crt",
+    "ALIPAY_ROOT_CERT": "alipayRootCert.crt",
+}
+
+
+def local_cert_files(folder: Path, app_key: rsa.RSAPrivateKey, alipay_key: rsa.RSAPrivateKey) -> Dict[str, Path]:
+    """Certificate mode's three files for the local stack, made once into ``folder`` and kept
+    (like the keys), so SNs stay the same across restarts. Returns variable name -> path."""
+    paths = {variable: folder / name for variable, name in FILE_NAMES.items()}
+    if not all(path.exists() for path in paths.values()) or not _certify(paths, app_key, alipay_key):
+        files = CertFiles.generate(app_key, alipay_key)
+        folder.mkdir(parents=True, exist_ok=True)
+        texts = {"ALIPAY_APP_CERT": files.app_cert, "ALIPAY_CERT": files.alipay_cert, "ALIPAY_ROOT_CERT": files.root_cert}
+        for variable, path in paths.items():
+            path.write_text(texts[variable], encoding="ascii")
+    return paths
+
+
+def _certify(paths: Dict[str, Path], app_key: rsa.RSAPrivateKey, alipay_key: rsa.RSAPrivateKey) -> bool:
+    """Whether kept certificates still certify the (possibly regenerated) local keys."""
+    def key_of(variable: str):
+        return x509.load_pem_x509_certificates(paths[variable].read_bytes())[0].public_key().public_numbers()
+
+    return key_of("ALIPAY_APP_CERT") == app_key.public_key().public_numbers() and (
+        key_of("ALIPAY_CERT") == alipay_key.public_key().public_numbers()
+    )
