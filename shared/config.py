@@ -140,11 +140,11 @@ class Settings:
 
     @cached_property
     def alipay_cert(self) -> Optional[cert.AlipayCert]:
-        """Alipay's public-key certificate, when ALIPAY_CERT is set (then ALIPAY_PUBLIC_KEY must not be)."""
+        """Alipay's public-key certificate, when ALIPAY_CERT is set. Then its key is Alipay's key,
+        whatever ALIPAY_PUBLIC_KEY (or its secret-store form) says: in certificate mode Alipay
+        signs with the certificate's key, and deployments set the key variables for every stage."""
         if not self._env.get(ALIPAY_CERT, "").strip():
             return None
-        if self._env.get(ALIPAY_PUBLIC_KEY, "").strip():
-            raise ConfigError(ALIPAY_CERT, f"ambiguous (set {ALIPAY_CERT} or {ALIPAY_PUBLIC_KEY}, not both)")
         return self._key(ALIPAY_CERT, cert.alipay_cert)
 
     @property

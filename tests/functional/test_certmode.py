@@ -23,9 +23,15 @@ def files(app_keys, alipay_keys):
     return certs.CertFiles.generate(app_keys.private_key, alipay_keys.private_key)
 
 
+@pytest.fixture(scope="module")
+def stale_key():
+    return alipay.KeyPair.generate()
+
+
 @pytest.fixture
-def cert_env(env, monkeypatch, files):
-    monkeypatch.delenv("ALIPAY_PUBLIC_KEY")
+def cert_env(env, monkeypatch, files, stale_key):
+    # A public key left over from public-key mode: the certificate's key must be the one used.
+    monkeypatch.setenv("ALIPAY_PUBLIC_KEY", stale_key.public_pem())
     monkeypatch.setenv("ALIPAY_APP_CERT", files.app_cert)
     monkeypatch.setenv("ALIPAY_CERT", files.alipay_cert)
     monkeypatch.setenv("ALIPAY_ROOT_CERT", files.root_cert)

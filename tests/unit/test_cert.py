@@ -127,8 +127,7 @@ def test_bad_request_certificates_name_the_variable(files, app_keys, case, varia
     assert info.value.variable == variable
 
 
-def test_alipay_cert_and_public_key_together_are_ambiguous(files, app_keys, alipay_keys):
-    cfg = settings(app_keys, ALIPAY_CERT=files.alipay_cert, ALIPAY_PUBLIC_KEY=alipay_keys.public_pem())
-    with pytest.raises(config.ConfigError) as info:
-        cfg.alipay_public_key
-    assert info.value.variable == "ALIPAY_CERT"
+def test_in_certificate_mode_the_certificates_key_wins_over_a_public_key(files, app_keys, alipay_keys):
+    stale = KeyPair.generate()
+    cfg = settings(app_keys, ALIPAY_CERT=files.alipay_cert, ALIPAY_PUBLIC_KEY=stale.public_pem())
+    assert cfg.alipay_public_key.public_numbers() == alipay_keys.public_key.public_numbers()
