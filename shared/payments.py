@@ -1,8 +1,10 @@
-"""The three use cases behind the handlers: add an order, start an app payment, take a notify.
+"""The use cases behind the handlers: add an order, start a payment (app, page, wap, precreate),
+take a notify, show a sync return.
 
-Ordering matters for money: the orderStr is built and signed first (pure, cannot half-write),
-then the Order row is put conditionally; only when the put succeeded does the caller see an
-orderStr. So a DynamoDB failure never yields an orderStr without its row.
+Ordering matters for money: the orderStr (or page request) is built and signed first (pure,
+cannot half-write), then the Order row is put conditionally; only when the put succeeded does the
+caller see it. So a DynamoDB failure never yields a signed request without its row. precreate is
+the exception that proves the rule: it creates a trade at Alipay, so its row is put first.
 """
 from __future__ import annotations
 
@@ -99,7 +101,7 @@ def _order_str(cfg: Settings, order: Order, at: Optional[datetime]) -> str:
     return orderstr.app_pay(order=_pay_order(order), **_signer(cfg, at))
 
 
-def _create_fresh(store: OrderStore, new: NewOrder, at: Optional[datetime], sign=None) -> Tuple[Order, str]:
+def _create_fresh(store: OrderStore, new: NewOrder, at: Optional[datetime], sign=None) -> Tuple[Order, Any]:
     for _ in range(CREATE_ATTEMPTS):
         order = _order(new, new_out_trade_no(at))
         signed = sign(order) if sign else ""  # before the write: nothing to undo if it fails
