@@ -5,10 +5,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+EVENT  ?= {}
 
 FZLEE  := .venv-fzlee
 
-.PHONY: run demo test package clean fzlee
+.PHONY: run demo reconcile invoke test package bench clean fzlee
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,14 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m local.demo
 
+# One reconciliation pass now, in the stack started with `make run` (same PORT).
+reconcile: $(STAMP)
+	$(PY) -m local.invoke reconcile
+
+# Any function of serverless.yml, directly: make invoke FUNCTION=refund EVENT='{"outTradeNo": ...}'
+invoke: $(STAMP)
+	$(PY) -m local.invoke $(FUNCTION) '$(EVENT)'
+
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
@@ -43,6 +52,10 @@ test: $(STAMP) $(NODE_STAMP)
 # CloudFormation template land in .serverless/. No AWS account or credentials needed.
 package: $(STAMP) $(NODE_STAMP)
 	npx serverless package
+
+# Speed and size next to their limits and references, measured in one run (bench/run.py).
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(FZLEE) node_modules .serverless .build .pytest_cache .hypothesis

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Dict, Optional
 
 from shared import config, repository
@@ -57,6 +58,7 @@ class LocalStack:
         self.server = None
         self._mock = None
         self._thread: Optional[threading.Thread] = None
+        self.schedules: list = []
 
     @property
     def url(self) -> str:
@@ -91,6 +93,10 @@ class LocalStack:
         )
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
         self._thread.start()
+        from .schedule import start_schedules
+        from .server import functions
+
+        self.schedules = start_schedules(functions(), os.environ)  # e.g. reconcile, every RECONCILE_INTERVAL_SECONDS
         return self
 
     def _certificates(self, app, ali, env: Dict[str, str]) -> Optional["CertMode"]:
@@ -111,6 +117,8 @@ class LocalStack:
         )
 
     def stop(self) -> None:
+        for schedule in self.schedules:
+            schedule.stop()
         if self.server is not None:
             if self.server.sandbox is not None:
                 self.server.sandbox.notifier.stop()
@@ -125,12 +133,17 @@ class LocalStack:
 def banner(stack: LocalStack) -> str:
     url = stack.url
     routes = "\n".join(f"  {r.method:4} {url}{r.path:<28} -> {r.function}" for r in stack.server.routes)
+    from .sandbox import GATEWAY_METHODS
+
+    gateway_methods = ", ".join(GATEWAY_METHODS)
+    schedules = "".join(f"\n  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)
     return f"""\
 alipay-app-pay, local stack on {url}
 {routes}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
-  POST {url}/sandbox/gateway.do                           (alipay.trade.query, signed)
+  POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
+  POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event){schedules}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}
@@ -168,15 +181,19 @@ def main(argv: Optional[list] = None) -> None:
     except OSError as exc:
         raise SystemExit(f"cannot serve on {HOST}:{args.port} ({exc.strerror}); try PORT=3100 make run") from None
     print(banner(stack), flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C does
     try:
-        stopped.wait()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
         stack.stop()
         print("local stack stopped", flush=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 SANDBOX = "/sandbox"
+INVOKE = "/local/invoke/"  # POST /local/invoke/<function>: direct invocation, as `aws lambda invoke`
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,44 @@ def http_routes(spec: Optional[Mapping[str, Any]] = None) -> List[Route]:
 class LambdaContext:
     """The few attributes of the Lambda context object a handler may read."""
 
-    def __init__(self, function_name: str) -> None:
+    def __init__(self, function_name: str, timeout_seconds: float = 10.0) -> None:
         self.function_name = function_name
         self.aws_request_id = str(uuid.uuid4())
         self.memory_limit_in_mb = 256
+        self._deadline = time.monotonic() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function of serverless.yml, for direct invocation (``aws lambda invoke``) and schedules."""
+
+    name: str
+    handler: Callable[[Any, Any], Any]
+    timeout: float
+    schedules: Tuple[str, ...]  # rate(...) expressions of its schedule events
+
+    def invoke(self, event: Any) -> Any:
+        return self.handler(event, LambdaContext(self.name, self.timeout))
+
+
+def functions(spec: Optional[Mapping[str, Any]] = None) -> Dict[str, Function]:
+    """Every function in serverless.yml by name, with its timeout and schedule rates."""
+    spec = spec or yaml.safe_load(schema.SERVERLESS_YML.read_text(encoding="utf-8"))
+    default_timeout = float((spec.get("provider") or {}).get("timeout", 6))
+    found = {}
+    for name, function in (spec.get("functions") or {}).items():
+        schedules = []
+        for event in function.get("events") or []:
+            schedule = event.get("schedule") if isinstance(event, dict) else None
+            if schedule:
+                schedules.append(schedule if isinstance(schedule, str) else schedule.get("rate", ""))
+        found[name] = Function(
+            name, load_handler(function["handler"]), float(function.get("timeout", default_timeout)), tuple(schedules)
+        )
+    return found
 
 
 class LocalServer(ThreadingHTTPServer):
@@ -133,6 +166,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(200, {"status": "ok", "routes": [f"{r.method} {r.path}" for r in self.server.routes]})
         if url.path == SANDBOX or url.path.startswith(SANDBOX + "/"):
             return self._sandbox(url.path[len(SANDBOX):], url.query, body)
+        if url.path.startswith(INVOKE) and self.command == "POST":
+            return self._invoke_directly(url.path[len(INVOKE):], body)
         for route in self.server.routes:
             params = route.match(self.command, url.path)
             if params is not None:
@@ -156,6 +191,22 @@ class RequestHandler(BaseHTTPRequestHandler):
         payload = reply.get("body") or ""
         data = base64.b64decode(payload) if reply.get("isBase64Encoded") else payload.encode("utf-8")
         self._send(int(reply.get("statusCode", 200)), None, data, reply.get("headers") or {})
+
+    def _invoke_directly(self, name: str, body: Optional[bytes]) -> None:
+        """``aws lambda invoke`` for the local stack: the JSON body is the event, the reply the result."""
+        function = functions().get(name)
+        if function is None:
+            return self._send_json(404, {"message": f"no function {name[:64]!r} in serverless.yml"})
+        try:
+            event = json.loads(body or b"{}")
+        except ValueError:
+            return self._send_json(400, {"message": "the event must be JSON"})
+        try:
+            result = function.invoke(event)
+        except Exception as exc:  # noqa: BLE001 - Lambda reports a function error, not a crash
+            log.exception("%s failed", name)
+            return self._send_json(200, {"errorType": type(exc).__name__, "errorMessage": str(exc)})
+        self._send_json(200, result)
 
     def _sandbox(self, path: str, query: str, body: Optional[bytes]) -> None:
         sandbox = self.server.sandbox

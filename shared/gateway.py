@@ -217,7 +217,7 @@ def parse_response(
     if not signing.rsa2_verify(public_key, raw, sign, orderstr.CHARSET):
         raise GatewayError("answer signature does not verify")
     code = str(payload.get("code", ""))
-    if code != SUCCESS_CODE:
+    if code != SUCCESS_CODE or key == "error_response":
         raise AlipayError(code, payload.get("sub_code"), payload.get("sub_msg"), payload.get("msg"))
     return payload
 

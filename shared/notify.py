@@ -6,13 +6,13 @@ it retries). Seed 000: sign first, then app_id, out_trade_no and total_amount; w
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import unquote_to_bytes
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import money, signing
+from . import money, signing, urlcode
 
 MAX_BODY_BYTES = 64 * 1024  # a real notify is about 1-2 KB
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "gb18030": "gb18030"}
@@ -58,9 +58,44 @@ def parse_form(raw: bytes) -> Dict[str, str]:
     Percent-decoding happens on bytes; the bytes are then decoded with the ``charset`` field
     (utf-8 by default, gbk for shops configured so). Duplicate keys are refused: which value
     would be the signed one is exactly what a forger would like to choose.
+
+    A notify is decoded whole (a handful of C calls) unless an escaped ``&`` in a value or an
+    escape in a key could move a field boundary; then field by field, with the same result.
     """
     if len(raw) > MAX_BODY_BYTES:
         raise NotifyRejected(f"body larger than {MAX_BODY_BYTES} bytes")
+    if b"%26" in raw or _ESCAPED_KEY.search(b"&" + raw):
+        return _parse_by_field(raw)
+    data = urlcode.unquote_plus_bytes(raw)
+    declared = _CHARSET_FIELD.search(b"&" + data)
+    encoding = charset_encoding(declared[1].decode("ascii", "replace") if declared else None)
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        raise NotifyRejected(f"field is not valid {encoding}") from None
+    fields = text.split("&") if text else []
+    if len(fields) > MAX_FIELDS:
+        raise NotifyRejected(f"more than {MAX_FIELDS} fields")
+    try:
+        params = dict([field.split("=", 1) for field in fields])
+    except ValueError:  # a field without "="
+        raise NotifyRejected("body is not a form") from None
+    if "" in params:
+        raise NotifyRejected("body is not a form")
+    if len(params) != len(fields):
+        seen: set = set()
+        duplicate = next(key for key, _ in (field.split("=", 1) for field in fields) if key in seen or seen.add(key))
+        raise NotifyRejected(f"duplicate field {duplicate[:40]!r}")
+    return params
+
+
+# Searched in b"&" + body: a pattern that starts with a literal is scanned for at C speed.
+_ESCAPED_KEY = re.compile(rb"&[^&=]*%")
+_CHARSET_FIELD = re.compile(rb"&charset=([^&]*)")
+
+
+def _parse_by_field(raw: bytes) -> Dict[str, str]:
+    """``parse_form`` one field at a time: for bodies the whole-body decoding cannot split safely."""
     pairs = _form_pairs(raw)
     declared = next((v.decode("ascii", "replace") for k, v in pairs if k == b"charset"), None)
     encoding = charset_encoding(declared)
@@ -89,7 +124,7 @@ def _form_pairs(raw: bytes) -> List[Tuple[bytes, bytes]]:
         key, sep, value = field.partition(b"=")
         if not sep or not key:
             raise NotifyRejected("body is not a form")
-        pairs.append((unquote_to_bytes(key.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" "))))
+        pairs.append((urlcode.unquote_plus_bytes(key), urlcode.unquote_plus_bytes(value)))
     return pairs
 
 

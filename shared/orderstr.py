@@ -15,11 +15,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, Mapping, Optional
-from urllib.parse import quote_plus
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import clock, money, signing
+from . import clock, money, signing, urlcode
 from .cert import CertSN
 
 GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -63,7 +62,10 @@ AppPayOrder = PayOrder  # the name app pay had before the other channels shared 
 
 def biz_content_json(biz: Mapping[str, Any]) -> str:
     """Compact JSON with sorted keys and raw UTF-8, as the official SDK serialises models."""
-    return json.dumps(biz, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _BIZ_JSON.encode(biz)
+
+
+_BIZ_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))  # made once, not per call
 
 
 def common_params(
@@ -103,7 +105,7 @@ def signed_params(private_key: rsa.RSAPrivateKey, params: Mapping[str, str]) -> 
 
 def encode(params: Mapping[str, str]) -> str:
     """Url-encode after signing (``quote_plus`` in the request charset, like the official SDK)."""
-    return "&".join(f"{key}={quote_plus(value, encoding=CHARSET)}" for key, value in params.items())
+    return "&".join([f"{key}={urlcode.quote_plus(value, CHARSET)}" for key, value in params.items()])
 
 
 def signed_request(

@@ -131,7 +131,11 @@ def settle(store: OrderStore, gateway: AlipayGateway, order_num: str, order_date
             paid_at = clock.parse_alipay_time(trade.send_pay_date) if trade.send_pay_date else None
         except ValueError:
             paid_at = None
-        result = apply_trade_status(store, order_num, status, trade.total_cents, trade.trade_no, paid_at)
+        try:
+            result = apply_trade_status(store, order_num, status, trade.total_cents, trade.trade_no, paid_at)
+        except ValueError as exc:  # e.g. a paid answer without total_amount or trade_no
+            log.error("reconcile: %s: cannot apply %s: %s", order_num, status, exc)
+            return "error"
         return _outcome(order_num, status, result.outcome)
 
     if now - datetime.fromisoformat(order_date) < policy.close_after:

@@ -116,12 +116,15 @@ class RefundRequest:
     reason: Optional[str] = None
 
 
-def _trade_id(payload: Mapping[str, Any], name: str) -> str:
+OUT_REQUEST_NO_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # ours: also fits UUIDs as idempotency keys
+
+
+def _identifier(payload: Mapping[str, Any], name: str, pattern: re.Pattern, what: str) -> str:
     value = payload.get(name)
     if value is None or value == "":
         raise InvalidInput(f"{name} is required")
-    if not isinstance(value, str) or not OUT_TRADE_NO_RE.match(value):
-        raise InvalidInput(f"{name} must be 1-64 characters of letters, digits and underscores")
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidInput(f"{name} must be 1-64 characters of {what}")
     return value
 
 
@@ -131,8 +134,8 @@ def refund_request(payload: Any) -> RefundRequest:
         raise InvalidInput("event must be a JSON object")
     amount = payload.get("refundAmount")
     return RefundRequest(
-        out_trade_no=_trade_id(payload, "outTradeNo"),
-        out_request_no=_trade_id(payload, "outRequestNo"),
+        out_trade_no=_identifier(payload, "outTradeNo", OUT_TRADE_NO_RE, "letters, digits and underscores"),
+        out_request_no=_identifier(payload, "outRequestNo", OUT_REQUEST_NO_RE, "letters, digits, '_' and '-'"),
         cents=None if amount is None else _amount(money.check_cents, amount, "refundAmount"),
         reason=text(payload, "refundReason", MAX_REFUND_REASON_LEN, required=False),
     )

@@ -46,10 +46,11 @@ def frozen_sdk_clock(at: real_datetime.datetime) -> Iterator[None]:
         sdk_client_module.datetime = original
 
 
-def sdk_client(app_id: str, pkcs1_private_base64: str) -> DefaultAlipayClient:
+def sdk_client(app_id: str, pkcs1_private_base64: str, alipay_public_base64: str = "") -> DefaultAlipayClient:
     config = AlipayClientConfig()
     config.app_id = app_id
     config.app_private_key = pkcs1_private_base64  # the SDK takes a bare PKCS#1 body
+    config.alipay_public_key = alipay_public_base64  # verifies gateway answers in ``execute``
     config.sign_type = "RSA2"
     return DefaultAlipayClient(config)
 

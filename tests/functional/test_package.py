@@ -38,8 +38,8 @@ def packaged(tmp_path_factory):
         pytest.skip("node_modules not installed (make test installs it with npm ci)")
     out = tmp_path_factory.mktemp("package")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    # Credentials that cannot work: packaging must not need AWS at all.
-    env.update(AWS_ACCESS_KEY_ID="offline", AWS_SECRET_ACCESS_KEY="offline", SLS_TELEMETRY_DISABLED="1")
+    # No credentials at all: packaging must not need AWS.
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, SLS_TELEMETRY_DISABLED="1")
     result = subprocess.run(
         [shutil.which("npx") or "npx", "serverless", "package", "--stage", "ci", "--package", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
@@ -174,3 +174,14 @@ def test_the_order_table_keeps_point_in_time_recovery(template):
     table = template["OrderTable"]
     assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["DeletionPolicy"] == "Retain"
+
+
+def test_reconcile_is_scheduled_and_queries_only_the_status_index(template):
+    rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"]
+    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["status-orderDate"]
+    granted = [s for role in ("ReconcileRole", "RefundRole") for s in statements(template, role)]
+    assert "dynamodb:Scan" not in json.dumps(granted)
+    query = [s for s in statements(template, "ReconcileRole") if s["Action"] == ["dynamodb:Query"]]
+    assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "status-orderDate"]]}')
+    assert not [s for s in statements(template, "RefundRole") if "dynamodb:Query" in s["Action"]]

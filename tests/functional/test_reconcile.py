@@ -11,7 +11,7 @@ from shared import clock, gateway as gateway_module, reconcile
 from shared.orders import CLOSED, PAID, UNPAID, Order
 
 from ..conftest import APP_ID, notify_event
-from ..fake_alipay import FakeAlipay, Trade
+from ..emulated_alipay import EmulatedAlipay
 
 NOW = clock.now()
 POLICY = reconcile.Policy(min_age=timedelta(minutes=5), close_after=timedelta(minutes=30), max_orders=100)
@@ -32,7 +32,7 @@ class Spy:
 
 @pytest.fixture
 def fake(app_keys, alipay_keys):
-    return FakeAlipay(app_keys, alipay_keys)
+    return EmulatedAlipay(app_keys, alipay_keys)
 
 
 def add(store, order_num, age, cents=19801, status=UNPAID):
@@ -45,11 +45,11 @@ def run(store, fake, **kwargs):
 
 def test_dropped_notify_is_recovered_and_the_late_notify_changes_nothing(store, fake, alipay_keys):
     add(store, "ORDER_A", timedelta(minutes=10))
-    fake.trades["ORDER_A"] = Trade("198.01", "TRADE_SUCCESS")
+    fake.add_trade("ORDER_A", "198.01", "TRADE_SUCCESS")
     report = run(store, fake)
     assert report.actions == {"paid": 1} and report.complete
     order = store.get("ORDER_A")
-    assert order.status == PAID and order.trade_no == fake.trades["ORDER_A"].trade_no and order.pay_date
+    assert order.status == PAID and order.trade_no == fake.trade("ORDER_A").trade_no and order.pay_date
 
     late = alipay.sign_notify(alipay.notify_params(app_id=APP_ID, out_trade_no="ORDER_A", total_amount="198.01",
                                                    trade_no=order.trade_no), alipay_keys.private_key)
@@ -60,60 +60,51 @@ def test_dropped_notify_is_recovered_and_the_late_notify_changes_nothing(store, 
 
 def test_young_orders_are_left_to_the_notify(store, fake):
     add(store, "ORDER_Y", timedelta(minutes=2))
-    fake.trades["ORDER_Y"] = Trade("198.01", "TRADE_SUCCESS")
+    fake.add_trade("ORDER_Y", "198.01", "TRADE_SUCCESS")
     assert run(store, fake).actions == {} and fake.calls == []
     assert store.get("ORDER_Y").status == UNPAID
 
 
-@pytest.mark.parametrize("trade", [Trade("198.01", "WAIT_BUYER_PAY"), None], ids=["WAIT_BUYER_PAY", "TRADE_NOT_EXIST"])
-def test_unpaid_within_timeout_is_left_open(store, fake, trade):
-    add(store, "ORDER_W", timedelta(minutes=20))
-    if trade:
-        fake.trades["ORDER_W"] = trade
-    assert run(store, fake).actions == {"waiting": 1}
-    assert fake.methods() == ["alipay.trade.query"] and store.get("ORDER_W").status == UNPAID
-
-
-@pytest.mark.parametrize("trade", [Trade("198.01", "WAIT_BUYER_PAY"), None], ids=["WAIT_BUYER_PAY", "TRADE_NOT_EXIST"])
-def test_abandoned_order_is_closed_at_alipay_then_locally(store, fake, trade):
-    add(store, "ORDER_X", timedelta(minutes=31))
-    if trade:
-        fake.trades["ORDER_X"] = trade
-    assert run(store, fake).actions == {"closed": 1}
-    assert fake.methods() == ["alipay.trade.query", "alipay.trade.close"]
-    assert store.get("ORDER_X").status == CLOSED
-    if trade:
-        assert fake.trades["ORDER_X"].trade_status == "TRADE_CLOSED"
+@pytest.mark.parametrize("age,expired", [(timedelta(minutes=20), False), (timedelta(minutes=31), True)])
+@pytest.mark.parametrize("opened", [True, False], ids=["WAIT_BUYER_PAY", "TRADE_NOT_EXIST"])
+def test_unpaid_orders_are_closed_at_alipay_then_here_once_past_timeout_express(store, fake, opened, age, expired):
+    add(store, "ORDER_W", age)
+    if opened:
+        fake.add_trade("ORDER_W", "198.01")
+    assert run(store, fake).actions == ({"closed": 1} if expired else {"waiting": 1})
+    assert fake.methods() == ["alipay.trade.query"] + (["alipay.trade.close"] if expired else [])
+    assert store.get("ORDER_W").status == (CLOSED if expired else UNPAID)
+    if opened:
+        assert fake.trade("ORDER_W").status == ("TRADE_CLOSED" if expired else "WAIT_BUYER_PAY")
 
 
 def test_closed_at_alipay_is_closed_here_without_a_close_call(store, fake):
     add(store, "ORDER_C", timedelta(minutes=10))
-    fake.trades["ORDER_C"] = Trade("198.01", "TRADE_CLOSED")
+    fake.add_trade("ORDER_C", "198.01", "TRADE_CLOSED")
     assert run(store, fake).actions == {"closed": 1}
     assert fake.methods() == ["alipay.trade.query"] and store.get("ORDER_C").status == CLOSED
 
 
 def test_paid_between_query_and_close_is_not_closed_and_the_next_pass_marks_it_paid(store, fake):
     add(store, "ORDER_R", timedelta(hours=1))
-    fake.trades["ORDER_R"] = trade = Trade("198.01", "WAIT_BUYER_PAY")
-    query = fake.alipay_trade_query
+    fake.add_trade("ORDER_R", "198.01")
 
-    def query_then_buyer_pays(biz):
-        answer = query(biz)
-        trade.trade_status = "TRADE_SUCCESS"
-        return answer
+    def buyer_pays_after_the_query(method, biz):
+        if method == "alipay.trade.query":
+            fake.set_status("ORDER_R", "TRADE_SUCCESS")
 
-    fake.alipay_trade_query = query_then_buyer_pays
+    fake.after = buyer_pays_after_the_query
     assert run(store, fake).actions == {"error": 1}
-    assert store.get("ORDER_R").status == UNPAID
-    fake.alipay_trade_query = query
+    assert fake.methods() == ["alipay.trade.query", "alipay.trade.close"]
+    assert store.get("ORDER_R").status == UNPAID and fake.trade("ORDER_R").status == "TRADE_SUCCESS"
+    fake.after = None
     assert run(store, fake).actions == {"paid": 1}
     assert store.get("ORDER_R").status == PAID
 
 
 def test_amount_mismatch_is_never_applied(store, fake):
     add(store, "ORDER_M", timedelta(hours=1))
-    fake.trades["ORDER_M"] = Trade("0.01", "TRADE_SUCCESS")
+    fake.add_trade("ORDER_M", "0.01", "TRADE_SUCCESS")
     assert run(store, fake).actions == {"mismatch": 1}
     assert store.get("ORDER_M").status == UNPAID and fake.methods() == ["alipay.trade.query"]
 
@@ -127,9 +118,18 @@ def test_no_answer_changes_nothing(store, fake, failure):
     if isinstance(failure, Exception):
         fake.fail_next = failure
     else:
-        fake.error_next = failure
+        fake.answer_next = failure
     assert run(store, fake).actions == {"error": 1}
     assert store.get("ORDER_E").status == UNPAID and fake.methods() == ["alipay.trade.query"]
+
+
+def test_a_paid_answer_without_its_amount_is_an_error_not_a_crash(store, fake):
+    add(store, "ORDER_N", timedelta(hours=1))
+    add(store, "ORDER_O", timedelta(minutes=50))
+    fake.add_trade("ORDER_O", "198.01", "TRADE_SUCCESS")
+    fake.answer_next = {"code": "10000", "msg": "Success", "out_trade_no": "ORDER_N", "trade_status": "TRADE_SUCCESS"}
+    assert run(store, fake).actions == {"error": 1, "paid": 1}  # the pass goes on with the next order
+    assert store.get("ORDER_N").status == UNPAID
 
 
 def test_an_unsigned_trade_not_exist_never_closes(store, app_keys, alipay_keys):
@@ -173,7 +173,7 @@ def test_a_pass_stops_when_the_lambda_runs_out_of_time(store, fake):
 
 def test_handler_runs_a_pass_from_the_environment(store, fake, monkeypatch):
     add(store, "ORDER_H", timedelta(minutes=10))
-    fake.trades["ORDER_H"] = Trade("198.01", "TRADE_SUCCESS")
+    fake.add_trade("ORDER_H", "198.01", "TRADE_SUCCESS")
     monkeypatch.setattr(gateway_module, "http_post", fake)
     monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "60")
     reply = reconcile_handler({"source": "aws.events"}, None)
@@ -189,3 +189,13 @@ def test_malformed_policy_is_a_config_error(value):
     with pytest.raises(ConfigError):
         reconcile.Policy.from_env({"RECONCILE_MAX_ORDERS": value})
     assert reconcile.Policy.from_env({}).close_after == timedelta(minutes=30)
+
+
+def test_a_payment_after_the_close_still_wins(store, fake, alipay_keys):
+    """Closed because Alipay knew no trade; the buyer then opens the old orderStr and pays."""
+    add(store, "ORDER_L", timedelta(hours=1))
+    assert run(store, fake).actions == {"closed": 1}
+    late = alipay.sign_notify(alipay.notify_params(app_id=APP_ID, out_trade_no="ORDER_L", total_amount="198.01"),
+                              alipay_keys.private_key)
+    assert pay_notify(notify_event(late))["body"] == "success"
+    assert store.get("ORDER_L").status == PAID

@@ -3,6 +3,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from functions.pay_notify.handler import handler as pay_notify
 from functions.refund.handler import handler as refund_handler
@@ -13,14 +14,14 @@ from shared.orders import PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order
 from shared.validation import RefundRequest
 
 from ..conftest import APP_ID, notify_event
-from ..fake_alipay import FakeAlipay, Trade
+from ..emulated_alipay import EmulatedAlipay
 
 TOTAL = 19801
 
 
 @pytest.fixture
 def fake(app_keys, alipay_keys):
-    return FakeAlipay(app_keys, alipay_keys)
+    return EmulatedAlipay(app_keys, alipay_keys)
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def paid_order(store, fake):
     order = Order("ORDER_P", "P1", "U1", "order", TOTAL, status=PAID, trade_no="2026112622001400000000000001",
                   order_date=clock.iso(clock.now() - timedelta(hours=1)))
     store.create(order)
-    fake.trades["ORDER_P"] = Trade("198.01", "TRADE_SUCCESS")
+    fake.add_trade("ORDER_P", "198.01", "TRADE_SUCCESS")
     return order
 
 
@@ -99,12 +100,12 @@ def test_lost_answer_keeps_the_cents_reserved_until_a_retry_confirms(store, fake
 
     retry = ask(store, fake, "R1", 15000)
     assert retry.code == 200 and retry.refund.status == REFUND_DONE and retry.msg == "already refunded"
-    assert fake.trades["ORDER_P"].refunds == {"R1": "150.00"}  # one refund at Alipay
+    assert {k: v["refund_amount"] for k, v in fake.trade("ORDER_P").extra["refunds"].items()} == {"R1": "150.00"}
     assert store.get("ORDER_P").refunded_cents == 15000
 
 
 def test_definite_refusal_gives_the_cents_back(store, fake, paid_order):
-    fake.error_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "卖家余额不足"}
+    fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "卖家余额不足"}
     refused = ask(store, fake, "R1", 5000)
     assert refused.code == 422 and "SELLER_BALANCE_NOT_ENOUGH" in refused.msg
     order = store.get("ORDER_P")
@@ -115,7 +116,7 @@ def test_definite_refusal_gives_the_cents_back(store, fake, paid_order):
 def test_refusal_of_a_retry_never_releases_an_earlier_unknown_attempt(store, fake, paid_order):
     fake.fail_next = GatewayError("gateway unreachable: timeout")
     assert ask(store, fake, "R1", 5000).code == 502
-    fake.error_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR", "sub_msg": "x"}
+    fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR", "sub_msg": "x"}
     assert ask(store, fake, "R1", 5000).code == 502
     assert store.get("ORDER_P").refunds["R1"].status == REFUND_PENDING
     assert store.get("ORDER_P").refunded_cents == 5000
@@ -129,19 +130,23 @@ def test_only_paid_orders_are_refunded(store, fake, status):
     assert refund_calls(fake) == []
 
 
-def test_a_refund_racing_between_read_and_write_cannot_overdraw(store, fake, paid_order):
-    """Call B runs entirely inside call A's window between reading the order and reserving."""
-    real_add = store.add_refund
-    raced = []
+def race(store, fake, out_request_no, cents):
+    """Make the next reservation's write wait while a whole other refund call runs first
+    (between the first call's read of the order and its conditional write)."""
+    real_add, raced = store.add_refund, []
 
     def add_refund(*args):
-        if args[2] == "R_A" and not raced:
+        if not raced:
             store.add_refund = real_add
-            raced.append(ask(store, fake, "R_B", 15000))
-            store.add_refund = add_refund
+            raced.append(ask(store, fake, out_request_no, cents))
         return real_add(*args)
 
     store.add_refund = add_refund
+    return raced
+
+
+def test_a_refund_racing_between_read_and_write_cannot_overdraw(store, fake, paid_order):
+    raced = race(store, fake, "R_B", 15000)
     a = ask(store, fake, "R_A", 10000)
     assert raced[0].code == 200 and a.code == 409  # A re-read the order and saw only 4801 left
     order = store.get("ORDER_P")
@@ -150,23 +155,29 @@ def test_a_refund_racing_between_read_and_write_cannot_overdraw(store, fake, pai
 
 
 def test_the_same_refund_racing_itself_is_sent_once(store, fake, paid_order):
-    real_add = store.add_refund
-    raced = []
-
-    def add_refund(*args):
-        if not raced:
-            store.add_refund = real_add
-            raced.append(ask(store, fake, "R_A", 10000))
-            store.add_refund = add_refund
-        return real_add(*args)
-
-    store.add_refund = add_refund
+    raced = race(store, fake, "R_A", 10000)
     a = ask(store, fake, "R_A", 10000)
     assert (raced[0].code, a.code, a.msg) == (200, 200, "already refunded")
     assert store.get("ORDER_P").refunded_cents == 10000 and len(refund_calls(fake)) == 1
 
 
+class AtomicWrites:
+    """DynamoDB evaluates a condition and writes atomically; moto does not under threads, so its
+    writes are serialised here. Reads stay free, so threads still interleave read -> write."""
+
+    def __init__(self, client):
+        self._client, self._lock = client, threading.Lock()
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def update_item(self, **kwargs):
+        with self._lock:
+            return self._client.update_item(**kwargs)
+
+
 def test_concurrent_refunds_never_exceed_the_paid_amount(store, fake, paid_order):
+    store._client = AtomicWrites(store._client)
     results, lock = [], threading.Lock()
 
     def one(i):
@@ -195,3 +206,71 @@ def test_handler_validates_and_answers_with_the_envelope(store, fake, paid_order
         reply = refund_handler(bad)
         assert reply["code"] == 400 and reply["msg"], bad
     assert store.get("ORDER_P").refunded_cents == 1230
+
+
+def test_a_retry_that_succeeds_while_the_first_call_releases_is_recorded_again(store, fake, paid_order):
+    """A's refund is refused (balance) and A releases the reservation; meanwhile B, the same
+    outRequestNo, went through at Alipay. B must put the (certain) refund back in the ledger."""
+    real_release, real_settle = store.release_refund, store.settle_refund
+    results = {}
+
+    def settle_after_the_release(*args):  # B: Alipay said yes; A's release lands first
+        store.settle_refund = real_settle
+        real_release(*released)
+        return real_settle(*args)
+
+    def release(*args):  # A: Alipay said no; B runs before A's release is written
+        store.release_refund = real_release
+        released.extend(args)
+        store.settle_refund = settle_after_the_release
+        results["B"] = ask(store, fake, "R1", 5000)
+        return False, None
+
+    released = []
+    store.release_refund = release
+    fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "x"}
+    results["A"] = ask(store, fake, "R1", 5000)
+    assert (results["A"].code, results["B"].code) == (422, 200)
+    order = store.get("ORDER_P")
+    assert order.refunds["R1"].status == REFUND_DONE and order.refunded_cents == 5000
+    assert {k: v["refund_amount"] for k, v in fake.trade("ORDER_P").extra["refunds"].items()} == {"R1": "50.00"}
+
+
+# --- any sequence of refund calls, answers lost or refused along the way --------------------------
+
+OPS = st.lists(st.tuples(st.sampled_from(["R1", "R2", "R3"]), st.integers(1, TOTAL),
+                         st.sampled_from(["ok", "lost_before", "lost_after", "refused"])), max_size=6)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_any_sequence_keeps_the_ledger_within_the_paid_amount_and_equal_to_alipays(store, fake, ops):
+    out_trade_no = f"ORDER_H{len(fake.calls)}_{abs(hash(tuple(ops))) % 10**9}"
+    store.create(Order(out_trade_no, "P1", "U1", "order", TOTAL, status=PAID, trade_no="1"))
+    fake.add_trade(out_trade_no, "198.01", "TRADE_SUCCESS")
+
+    def transport(mode):
+        def call(url, query, body, timeout):
+            if mode == "lost_before":
+                raise GatewayError("gateway unreachable: timeout")
+            if mode == "refused":
+                fake.answer_next = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "x"}
+            answer = fake(url, query, body, timeout)
+            if mode == "lost_after":
+                raise GatewayError("gateway unreachable: timeout")
+            return answer
+        return gateway_module.AlipayGateway(app_id=APP_ID, private_key=fake.app_keys.private_key,
+                                            alipay_public_key=fake.alipay_keys.public_key, transport=call)
+
+    for out_request_no, cents, mode in ops:
+        refunds.refund(store, transport(mode), RefundRequest(out_trade_no, out_request_no, cents))
+        order = store.get(out_trade_no)
+        assert order.refunded_cents == sum(r.cents for r in order.refunds.values()) <= TOTAL
+
+    for out_request_no, record in store.get(out_trade_no).refunds.items():  # retry what is pending
+        if record.status == REFUND_PENDING:
+            assert ask(store, fake, out_request_no, record.cents, out_trade_no=out_trade_no).code == 200
+    order = store.get(out_trade_no)
+    at_alipay = {k: v["refund_amount"] for k, v in fake.trade(out_trade_no).extra.get("refunds", {}).items()}
+    assert at_alipay == {k: f"{r.cents // 100}.{r.cents % 100:02d}" for k, r in order.refunds.items()}
+    assert all(r.status == REFUND_DONE for r in order.refunds.values())

@@ -6,15 +6,12 @@ The SDK also parses our fixture-signed answer, which checks that both extract th
 """
 import datetime as real_datetime
 import json
-import types
 
 import pytest
 
 pytest.importorskip("alipay.aop.api")
 
 import alipay.aop.api.DefaultAlipayClient as sdk_client_module  # noqa: E402
-from alipay.aop.api.AlipayClientConfig import AlipayClientConfig  # noqa: E402
-from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeCloseModel import AlipayTradeCloseModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradePrecreateModel import AlipayTradePrecreateModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeQueryModel import AlipayTradeQueryModel  # noqa: E402
@@ -27,6 +24,8 @@ from alipay.aop.api.request.AlipayTradeRefundRequest import AlipayTradeRefundReq
 from local import alipay  # noqa: E402
 from shared import clock, orderstr  # noqa: E402
 from shared.gateway import AlipayGateway  # noqa: E402
+
+from ..sdk_oracle import frozen_sdk_clock, sdk_client  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 
@@ -77,16 +76,10 @@ def test_request_bytes_equal_the_official_sdk(monkeypatch, app_keys, alipay_keys
         sent.append((query_string, url_encode(params, charset).encode(charset)))
         return body
 
-    frozen = types.SimpleNamespace(datetime=types.SimpleNamespace(now=lambda: AT.replace(tzinfo=None)))
     monkeypatch.setattr(sdk_client_module, "do_post", do_post)
-    monkeypatch.setattr(sdk_client_module, "datetime", frozen)
-
-    config = AlipayClientConfig()
-    config.server_url = URL
-    config.app_id = APP_ID
-    config.app_private_key = app_keys.private_base64(pkcs8=False)
-    config.alipay_public_key = alipay_keys.public_base64()
-    sdk_content = DefaultAlipayClient(config).execute(sdk_request(method, model_cls, request_cls, fields))
+    client = sdk_client(APP_ID, app_keys.private_base64(pkcs8=False), alipay_keys.public_base64())
+    with frozen_sdk_clock(AT):
+        sdk_content = client.execute(sdk_request(method, model_cls, request_cls, fields))
 
     recorded = []
     gateway = AlipayGateway(

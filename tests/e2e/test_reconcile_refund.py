@@ -1,0 +1,113 @@
+"""Reconcile and refunds end to end: separate stack processes, real HTTP, the emulator's gateway.
+
+One stack runs reconcile on a fast local schedule (RECONCILE_INTERVAL_SECONDS); the other has
+the schedule off and is driven by `make reconcile` and direct invocation (/local/invoke/...).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT, free_port, http, stack_env, start, wait_until
+from .test_local_stack import app_pay, order, pay, trade
+
+CLOSE_AFTER = 2  # seconds: "timeout_express" shortened for the test
+
+
+def stack_with(env: dict, local_dir, log):
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        return start([sys.executable, "-m", "local.run"], free_port(), local_dir, log)
+
+
+@pytest.fixture(scope="module")
+def scheduled(local_dir, tmp_path_factory):
+    running = stack_with(
+        {"RECONCILE_INTERVAL_SECONDS": "0.3", "RECONCILE_MIN_AGE_SECONDS": "0", "RECONCILE_CLOSE_AFTER_SECONDS": str(CLOSE_AFTER)},
+        local_dir, tmp_path_factory.mktemp("log") / "scheduled.log",
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def manual(local_dir, tmp_path_factory):
+    running = stack_with(
+        {"RECONCILE_INTERVAL_SECONDS": "0", "RECONCILE_MIN_AGE_SECONDS": "0"},
+        local_dir, tmp_path_factory.mktemp("log") / "manual.log",
+    )
+    yield running
+    running.stop()
+
+
+def status_of(stack, out_trade_no):
+    return order(stack, out_trade_no)[1]["data"]["status"]
+
+
+def test_a_dropped_notify_is_recovered_by_the_scheduled_reconcile(scheduled):
+    order_str, out_trade_no = pay(scheduled)
+    assert app_pay(scheduled, order_str, "?outcome=drop")["resultStatus"] == "9000"
+    assert wait_until(lambda: status_of(scheduled, out_trade_no), lambda s: s == 1) == 1
+    assert trade(scheduled, out_trade_no)["deliveries"] == []  # no notify ever arrived: reconcile did it
+    assert scheduled.log_lines(f"reconcile: {out_trade_no} -> TRADE_SUCCESS")
+
+
+def test_an_abandoned_order_is_closed_by_the_scheduled_reconcile(scheduled):
+    _, out_trade_no = pay(scheduled)  # the app never opens Alipay: ACQ.TRADE_NOT_EXIST
+    assert status_of(scheduled, out_trade_no) == 0
+    assert wait_until(lambda: status_of(scheduled, out_trade_no), lambda s: s == 2, seconds=CLOSE_AFTER + 20) == 2
+    assert http("GET", f"{scheduled.url}/sandbox/trades/{out_trade_no}")[0] == 404
+    assert scheduled.log_lines(f"reconcile: {out_trade_no} -> TRADE_CLOSED (expired, closed at Alipay)")
+
+
+def test_make_reconcile_runs_one_pass_against_the_running_stack(manual, local_dir):
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    order_str, out_trade_no = pay(manual)
+    assert app_pay(manual, order_str, "?outcome=drop")["resultStatus"] == "9000"
+    assert status_of(manual, out_trade_no) == 0 and not manual.log_lines("reconcile pass")  # no schedule here
+    port = manual.url.rsplit(":", 1)[1]
+    done = subprocess.run(["make", "--no-print-directory", "reconcile"], cwd=ROOT, env=stack_env(int(port), local_dir),
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout[done.stdout.index("{"):])
+    assert report["actions"].get("paid") == 1 and report["complete"]
+    assert status_of(manual, out_trade_no) == 1
+
+
+def invoke(stack, function, event):
+    status, result = http("POST", f"{stack.url}/local/invoke/{function}", json.dumps(event).encode(), "application/json")
+    assert status == 200
+    return result
+
+
+def test_refunds_and_their_notifies_leave_the_order_paid(manual):
+    order_str, out_trade_no = pay(manual)
+    assert app_pay(manual, order_str)["resultStatus"] == "9000"
+    assert wait_until(lambda: status_of(manual, out_trade_no), lambda s: s == 1) == 1
+
+    partial = invoke(manual, "refund", {"outTradeNo": out_trade_no, "outRequestNo": "R1", "refundAmount": 1000})
+    assert partial["code"] == 200 and partial["data"]["refundedAmount"] == 1000, partial
+    again = invoke(manual, "refund", {"outTradeNo": out_trade_no, "outRequestNo": "R1", "refundAmount": 1000})
+    assert again["code"] == 200 and again["msg"] == "already refunded"
+    rest = invoke(manual, "refund", {"outTradeNo": out_trade_no, "outRequestNo": "R2"})
+    assert rest["code"] == 200 and rest["data"]["amount"] == 18801 and rest["data"]["refundedAmount"] == 19801
+    assert invoke(manual, "refund", {"outTradeNo": out_trade_no, "outRequestNo": "R3", "refundAmount": 1})["code"] == 409
+
+    ledger = wait_until(lambda: trade(manual, out_trade_no),
+                        lambda t: sum(d["acknowledged"] for d in t["deliveries"]) == 3)  # paid + two refunds
+    assert ledger["status"] == "TRADE_CLOSED" and sorted(ledger["extra"]["refunds"]) == ["R1", "R2"]
+    assert [d["answer"] for d in ledger["deliveries"]] == ["success"] * 3
+    handled = manual.log_lines(f"notify {out_trade_no} -> success")
+    assert any("TRADE_SUCCESS: already" in line for line in handled)  # the partial refund's notify
+    assert any("TRADE_CLOSED: kept" in line for line in handled)  # the full refund's notify
+    assert status_of(manual, out_trade_no) == 1
+
+
+def test_invoking_an_unknown_function_is_404(manual):
+    assert http("POST", f"{manual.url}/local/invoke/nope", b"{}", "application/json")[0] == 404
