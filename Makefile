@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 EVENT  ?= {}
 
-.PHONY: run demo reconcile invoke test package bench clean
+FZLEE  := .venv-fzlee
+
+.PHONY: run demo reconcile invoke test package bench clean fzlee
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +19,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
+
+# fzlee's python-alipay-sdk (dev-only oracle for certificate SNs) in a virtualenv of its own: it
+# installs a package named `alipay` like the official SDK. tests/dev creates the same on first use.
+$(FZLEE)/.installed: requirements-fzlee.txt
+	$(PYTHON) -m venv --clear $(FZLEE)
+	$(FZLEE)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-fzlee.txt
+	cp requirements-fzlee.txt $(FZLEE)/.installed
+
+fzlee: $(FZLEE)/.installed
 
 # The whole backend on 127.0.0.1:$(PORT) (default 3000): routes, moto DynamoDB, Alipay emulator.
 run: $(STAMP)
@@ -47,4 +58,4 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .serverless .build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(FZLEE) node_modules .serverless .build .pytest_cache .hypothesis

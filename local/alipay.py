@@ -105,16 +105,28 @@ def form_body(params: Mapping[str, str], charset: Optional[str] = None) -> bytes
     return "&".join(f"{quote_plus(k)}={quote_plus(v, encoding=charset)}" for k, v in params.items()).encode("ascii")
 
 
-def signed_response(key: str, content: str, private_key: rsa.RSAPrivateKey, sign_type: bool = False) -> str:
+def signed_response(
+    key: str, content: str, private_key: rsa.RSAPrivateKey, sign_type: bool = False, *, alipay_cert_sn: Optional[str] = None
+) -> str:
     """``{"<key>":<content>,"sign":"..."}``, signed as Alipay signs gateway answers: over the
-    exact text of ``content`` (UTF-8), which is embedded verbatim."""
+    exact text of ``content`` (UTF-8), which is embedded verbatim. In certificate mode Alipay
+    names the certificate it signed with: ``"alipay_cert_sn"`` beside ``sign``."""
     sign = signing.rsa2_sign(private_key, content, "utf-8")
+    cert = f',"alipay_cert_sn":"{alipay_cert_sn}"' if alipay_cert_sn else ""
     tail = ',"sign_type":"RSA2"' if sign_type else ""
-    return f'{{"{key}":{content},"sign":"{sign}"{tail}}}'
+    return f'{{"{key}":{content}{cert},"sign":"{sign}"{tail}}}'
 
 
-def response_body(method: str, payload: Mapping[str, object], private_key: rsa.RSAPrivateKey, *, raw: Optional[str] = None) -> bytes:
+def response_body(
+    method: str,
+    payload: Mapping[str, object],
+    private_key: rsa.RSAPrivateKey,
+    *,
+    raw: Optional[str] = None,
+    alipay_cert_sn: Optional[str] = None,
+) -> bytes:
     """A gateway answer to ``method`` as Alipay sends it. The compact UTF-8 JSON of ``payload``
     is signed, or ``raw`` when given (to sign a particular rendering: spacing, escapes)."""
     text = raw if raw is not None else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return signed_response(method.replace(".", "_") + "_response", text, private_key).encode("utf-8")
+    key = method.replace(".", "_") + "_response"
+    return signed_response(key, text, private_key, alipay_cert_sn=alipay_cert_sn).encode("utf-8")

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 from shared import config, repository
 
-from . import keys, schema
+from . import certs, keys, schema
 from .notifier import DEFAULT_TIME_SCALE, Notifier
 from .ledger import Ledger
 
@@ -40,6 +40,7 @@ def local_env(port: int) -> Dict[str, str]:
         "ALIPAY_APP_ID": APP_ID,
         "ALIPAY_SELLER_ID": SELLER_ID,
         "ALIPAY_NOTIFY_URL": f"{base}/pay/notify",
+        "ALIPAY_RETURN_URL": f"{base}/pay/return",
         "ALIPAY_GATEWAY_URL": f"{base}/sandbox/gateway.do",
         "ORDER_TABLE": ORDER_TABLE,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
@@ -52,9 +53,10 @@ def local_env(port: int) -> Dict[str, str]:
 class LocalStack:
     """moto + the emulator + the HTTP server, started and stopped together."""
 
-    def __init__(self, port: int = DEFAULT_PORT, time_scale: float = DEFAULT_TIME_SCALE) -> None:
+    def __init__(self, port: int = DEFAULT_PORT, time_scale: float = DEFAULT_TIME_SCALE, cert_mode: bool = False) -> None:
         self.requested_port = port
         self.time_scale = time_scale
+        self.cert_mode = cert_mode  # public-key-certificate mode for the app and the emulator
         self.server = None
         self._mock = None
         self._thread: Optional[threading.Thread] = None
@@ -75,7 +77,11 @@ class LocalStack:
         self.server = LocalServer((HOST, self.requested_port), [], None)
         env = local_env(self.server.server_address[1])
         env["ALIPAY_APP_PRIVATE_KEY"] = app.private_pem()
-        env["ALIPAY_PUBLIC_KEY"] = ali.public_pem()
+        certificates = self._certificates(app, ali, env)
+        if certificates is None:
+            env["ALIPAY_PUBLIC_KEY"] = ali.public_pem()
+        for name in ("ALIPAY_PUBLIC_KEY", *certs.FILE_NAMES):  # one mode only, whatever was exported
+            os.environ.pop(name, None)
         os.environ.update(env)
         config.reset()
         repository.reset()
@@ -86,7 +92,7 @@ class LocalStack:
         self.server.routes = http_routes()
         self.server.sandbox = Sandbox(
             app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,
-            notifier=Notifier(Ledger(), self.time_scale),
+            notifier=Notifier(Ledger(), self.time_scale), certs=certificates,
         )
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
         self._thread.start()
@@ -95,6 +101,23 @@ class LocalStack:
 
         self.schedules = start_schedules(functions(), os.environ)  # e.g. reconcile, every RECONCILE_INTERVAL_SECONDS
         return self
+
+    def _certificates(self, app, ali, env: Dict[str, str]) -> Optional["CertMode"]:
+        """Certificate mode: the three files (made once into .local/certs), named by path in
+        ``env``, and the SNs the emulator expects; None in public-key mode."""
+        if not self.cert_mode:
+            return None
+        from shared import cert
+
+        from .sandbox import CertMode
+
+        paths = certs.local_cert_files(keys.local_dir() / "certs", app.private_key, ali.private_key)
+        env.update({name: str(path) for name, path in paths.items()})
+        return CertMode(
+            cert.app_cert_sn(str(paths["ALIPAY_APP_CERT"]), app.private_key),
+            cert.alipay_root_cert_sn(str(paths["ALIPAY_ROOT_CERT"])),
+            cert.alipay_cert(str(paths["ALIPAY_CERT"])).sn,
+        )
 
     def stop(self) -> None:
         for schedule in self.schedules:
@@ -127,6 +150,9 @@ alipay-app-pay, local stack on {url}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}
+  Signing: {"certificate mode, files in " + str(keys.local_dir() / "certs") if stack.cert_mode else "public-key mode"}
+  Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier pays
+    and returns to /pay/return) or "precreate" (then POST {url}/sandbox/scan?out_trade_no=...)
 
 Walk-through (or `make demo` in another terminal):
   REPLY=$(curl -s -X POST {url}/pay -H 'content-type: application/json' \\
@@ -145,12 +171,16 @@ def main(argv: Optional[list] = None) -> None:
         "--time-scale", type=float, default=float(os.environ.get("SANDBOX_TIME_SCALE") or DEFAULT_TIME_SCALE),
         help="multiplier for Alipay's notify retry delays (default 1/600: 4 minutes -> 0.4 s)",
     )
+    parser.add_argument(
+        "--cert-mode", action="store_true", default=os.environ.get("SANDBOX_CERT_MODE") == "1",
+        help="public-key-certificate mode: certificates in .local/certs, SNs checked by the emulator",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        stack = LocalStack(args.port, args.time_scale).start()
+        stack = LocalStack(args.port, args.time_scale, args.cert_mode).start()
     except OSError as exc:
         raise SystemExit(f"cannot serve on {HOST}:{args.port} ({exc.strerror}); try PORT=3100 make run") from None
     print(banner(stack), flush=True)

@@ -11,13 +11,14 @@ Alipay's side of the signing is the project's own ``shared.signing`` with the em
 """
 from __future__ import annotations
 
+import html
 import json
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -88,6 +89,15 @@ def gateway_method(name: str) -> Callable[[MethodHandler], MethodHandler]:
     return register
 
 
+@dataclass(frozen=True)
+class CertMode:
+    """An app in public-key-certificate mode, as Alipay holds it (shared/cert.py computes the SNs)."""
+
+    app_cert_sn: str
+    alipay_root_cert_sn: str
+    alipay_cert_sn: str
+
+
 class Sandbox:
     """One emulated Alipay: the merchant's app id and keys, a ledger, and the notify sender."""
 
@@ -100,11 +110,13 @@ class Sandbox:
         alipay_private_key: rsa.RSAPrivateKey,
         notifier: Optional[Notifier] = None,
         ledger: Optional[Ledger] = None,
+        certs: Optional[CertMode] = None,
     ) -> None:
         self.app_id = app_id
         self.seller_id = seller_id
         self.app_public_key = app_public_key
         self.alipay_private_key = alipay_private_key
+        self.certs = certs  # certificate mode: the SNs requests must carry and answers name
         self.ledger = ledger or (notifier.ledger if notifier else Ledger())
         self.notifier = notifier or Notifier(self.ledger)
 
@@ -130,6 +142,7 @@ class Sandbox:
             clock.parse_alipay_time(params["timestamp"])
         except ValueError:
             raise invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
+        self.check_cert_sns(params)
         content = signing.sign_content(params, signing.REQUEST_EXCLUDED)
         if not signing.rsa2_verify(self.app_public_key, content, params["sign"], charset):
             raise invalid("isv.invalid-signature", "验签出错")
@@ -140,6 +153,19 @@ class Sandbox:
         if not isinstance(biz, dict):
             raise invalid("isv.invalid-biz-content", "biz_content 不是 JSON 对象")
         return GatewayRequest(params, biz)
+
+    def check_cert_sns(self, params: Mapping[str, str]) -> None:
+        """Certificate mode: both SNs present and equal to the app's; public-key mode: neither."""
+        sent = {name: params.get(name) for name in ("app_cert_sn", "alipay_root_cert_sn")}
+        if self.certs is None:
+            if any(sent.values()):
+                raise invalid("isv.invalid-app-cert-sn", "应用未开启公钥证书模式")
+            return
+        for name, expected in (("app_cert_sn", self.certs.app_cert_sn), ("alipay_root_cert_sn", self.certs.alipay_root_cert_sn)):
+            if not sent[name]:
+                raise GatewayError("40001", "Missing Required Arguments", f"isv.missing-{name.replace('_', '-')}", f"缺少{name}参数")
+            if sent[name] != expected:
+                raise invalid(f"isv.invalid-{name.replace('_', '-')}", f"{name} 与应用的证书不匹配")
 
     # --- the app's SDK: alipay.trade.app.pay -----------------------------------------------------
 
@@ -267,7 +293,10 @@ class Sandbox:
     def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False) -> str:
         """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``."""
         content = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-        return alipay.signed_response(key, content, self.alipay_private_key, sign_type)
+        return alipay.signed_response(
+            key, content, self.alipay_private_key, sign_type,
+            alipay_cert_sn=self.certs.alipay_cert_sn if self.certs is not None else None,
+        )
 
 
 def sdk_result(status: str, memo: str, result: str = "") -> Dict[str, str]:
@@ -434,3 +463,70 @@ def trade_refund(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
         "fund_change": fund_change, "refund_fee": refund_fee, "gmt_refund_pay": done["gmt_refund_pay"],
         "buyer_user_id": trade.buyer_id,
     }
+
+
+# --- page / wap pay (the browser's cashier) and precreate (the QR code) ------------------------
+
+PRECREATE_METHOD = "alipay.trade.precreate"
+PRECREATE_PRODUCT_CODE = "FACE_TO_FACE_PAYMENT"
+
+
+def cashier(sandbox: Sandbox, request: GatewayRequest, product_code: str) -> RawReply:
+    """The buyer's browser at Alipay's cashier. The emulated buyer pays at once: the trade is
+    settled, notified, and the browser is sent to ``return_url`` with the signed sync return
+    (``<method>.return``, signed like a notify) — or shown the receipt when there is none."""
+    with sandbox.ledger.transaction():  # open and settle as one step: one payment per trade
+        trade = sandbox.settle(sandbox.open_trade(request, product_code).out_trade_no, TRADE_SUCCESS)
+    sandbox.notify(trade.out_trade_no)
+    return_url = request.params.get("return_url")
+    title = f"支付宝（本地模拟）: 已支付 ¥{trade.total_amount} — {html.escape(trade.out_trade_no)}"
+    if not return_url:
+        return RawReply(200, "text/html; charset=utf-8", f"<!doctype html><title>paid</title><h1>{title}</h1>".encode("utf-8"))
+    back = sync_return(sandbox, trade, request.method, request.params["charset"])
+    target = html.escape(return_url + ("&" if "?" in return_url else "?") + urlencode(back), quote=True)
+    page = (
+        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
+        f'<title>paid</title><h1>{title}</h1><a href="{target}">返回商户</a>'
+    )
+    return RawReply(200, "text/html; charset=utf-8", page.encode("utf-8"))
+
+
+def sync_return(sandbox: Sandbox, trade: Trade, method: str, charset: str) -> Dict[str, str]:
+    """The parameters Alipay appends to return_url after page/wap pay, signed (sign_type excluded)."""
+    params = {
+        "charset": charset, "out_trade_no": trade.out_trade_no, "method": f"{method}.return",
+        "total_amount": trade.total_amount, "trade_no": trade.trade_no, "auth_app_id": sandbox.app_id,
+        "version": "1.0", "app_id": sandbox.app_id, "seller_id": sandbox.seller_id, "timestamp": clock.alipay_timestamp(),
+    }
+    return alipay.sign_notify(params, sandbox.alipay_private_key)
+
+
+@gateway_method(orderstr.PAGE_PAY_METHOD)
+def page_pay(sandbox: Sandbox, request: GatewayRequest) -> RawReply:
+    return cashier(sandbox, request, orderstr.PAGE_PAY_PRODUCT_CODE)
+
+
+@gateway_method(orderstr.WAP_PAY_METHOD)
+def wap_pay(sandbox: Sandbox, request: GatewayRequest) -> RawReply:
+    return cashier(sandbox, request, orderstr.WAP_PAY_PRODUCT_CODE)
+
+
+@gateway_method(PRECREATE_METHOD)
+def trade_precreate(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
+    """An unpaid trade and the QR code that pays it; ``scan`` plays the buyer scanning it."""
+    trade = sandbox.open_trade(request, PRECREATE_PRODUCT_CODE)
+    return {"out_trade_no": trade.out_trade_no, "qr_code": f"https://qr.alipay.com/sandbox{trade.trade_no}"}
+
+
+def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_answers: int = 0) -> Optional[Dict[str, Any]]:
+    """The buyer scans a precreated QR code: pays (``success``), pays without a notify (``drop``)
+    or gives up (``closed``). None when there is no such unpaid trade."""
+    status = TRADE_CLOSED if outcome == "closed" else TRADE_SUCCESS
+    with sandbox.ledger.transaction():
+        trade = sandbox.ledger.find(out_trade_no)
+        if trade is None or trade.status != WAIT_BUYER_PAY:
+            return None
+        sandbox.settle(out_trade_no, status)
+    if outcome != "drop":
+        sandbox.notify(out_trade_no, lost_answers)
+    return sandbox.ledger.snapshot(out_trade_no)

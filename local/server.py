@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from . import events, schema
-from .sandbox import Sandbox
+from .sandbox import OUTCOMES, Sandbox, scan
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(200, sandbox.app_pay(body or b"", args.get("outcome", "success"), lost))
         if path == "/gateway.do" and self.command in ("GET", "POST"):
             return self._send(*sandbox.gateway(query.encode("ascii", "replace"), body or b""))
+        if path == "/scan" and self.command == "POST":  # the buyer scans a precreate QR code
+            if args.get("outcome", "success") not in OUTCOMES:
+                return self._send_json(400, {"message": f"outcome must be one of {', '.join(OUTCOMES)}"})
+            trade = scan(sandbox, args.get("out_trade_no", ""), args.get("outcome", "success"))
+            return self._send_json(200 if trade else 404, trade or {"message": "no unpaid trade with that out_trade_no"})
         if path.startswith("/trades/") and self.command == "GET":
             trade = sandbox.ledger.snapshot(unquote(path[len("/trades/"):]))
             return self._send_json(200 if trade else 404, trade or {"message": "no such trade"})

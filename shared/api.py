@@ -89,6 +89,15 @@ def text_reply(text: str, status: int = 200) -> Dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "text/plain; charset=utf-8"}, "body": text}
 
 
+def html_reply(page: str, status: int = 200) -> Dict[str, Any]:
+    """An HTML page for a browser (the return_url); never cached, as the order state moves."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+        "body": page,
+    }
+
+
 def jwt_sub(event: Mapping[str, Any]) -> Optional[str]:
     """The caller's ``sub`` claim when an HTTP API JWT authorizer verified one; else None."""
     try:

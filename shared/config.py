@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from . import signing
 
 if TYPE_CHECKING:
+    from . import cert
     from .catalog import Catalog
 
 APP_ID = "ALIPAY_APP_ID"
@@ -30,7 +31,11 @@ IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 IDEMPOTENCY_TTL = "IDEMPOTENCY_TTL_SECONDS"
 PRODUCT_CATALOG = "PRODUCT_CATALOG"
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the Lambda task root (LAMBDA_TASK_ROOT)
+RETURN_URL = "ALIPAY_RETURN_URL"
 GATEWAY_URL = "ALIPAY_GATEWAY_URL"
+APP_CERT = "ALIPAY_APP_CERT"  # certificate mode: app public-key certificate (PEM text or file path)
+ALIPAY_CERT = "ALIPAY_CERT"  # certificate mode: Alipay public-key certificate
+ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bundle
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
@@ -83,7 +88,7 @@ class Settings:
             return cached[1]
         try:
             key = load(text)
-        except signing.KeyFormatError as exc:
+        except signing.KeyFormatError as exc:  # cert.CertFormatError included
             raise ConfigError(source, f"malformed ({exc})") from None
         self._keys[variable] = (text, key)
         return key
@@ -94,13 +99,18 @@ class Settings:
 
     @property
     def alipay_public_key(self) -> rsa.RSAPublicKey:
+        if self.alipay_cert is not None:  # certificate mode: the key inside Alipay's certificate
+            return self.alipay_cert.public_key
         return self._key(ALIPAY_PUBLIC_KEY, signing.load_public_key)
 
     @cached_property
     def notify_url(self) -> str:
-        value = self._matching(NOTIFY_URL, _URL_RE, "an http(s) URL")
+        return self._url(NOTIFY_URL)
+
+    def _url(self, name: str) -> str:
+        value = self._matching(name, _URL_RE, "an http(s) URL")
         if len(value) > 256:
-            raise ConfigError(NOTIFY_URL, "malformed (longer than Alipay's 256 characters)")
+            raise ConfigError(name, "malformed (longer than Alipay's 256 characters)")
         return value
 
     def _optional(self, name: str, pattern: re.Pattern, what: str) -> Optional[str]:
@@ -116,6 +126,21 @@ class Settings:
     @cached_property
     def order_table(self) -> str:
         return self._matching(ORDER_TABLE, _TABLE_RE, "a DynamoDB table name")
+
+    def _optional_url(self, name: str) -> Optional[str]:
+        return self._url(name) if self._env.get(name, "").strip() else None
+
+    @cached_property
+    def return_url(self) -> Optional[str]:
+        """Optional: where Alipay sends the browser after page/wap pay (the pay_return route).
+
+        No query string: Alipay appends its signed parameters, and any of ours would spoil the
+        signature check on return.
+        """
+        value = self._optional_url(RETURN_URL)
+        if value and ("?" in value or "#" in value):
+            raise ConfigError(RETURN_URL, "malformed (no query string or fragment: Alipay appends its own)")
+        return value
 
     @cached_property
     def idempotency_table(self) -> Optional[str]:
@@ -153,6 +178,35 @@ class Settings:
             return check_url(value)
         except ValueError as exc:
             raise ConfigError(GATEWAY_URL, f"malformed ({exc})") from None
+
+    # --- certificate mode (shared/cert.py); None everywhere in public-key mode ------------------
+
+    @cached_property
+    def cert_sn(self) -> Optional[cert.CertSN]:
+        """``app_cert_sn`` and ``alipay_root_cert_sn`` for requests, when ALIPAY_APP_CERT is set."""
+        if not self._env.get(APP_CERT, "").strip():
+            return None
+        from . import cert  # noqa: PLC0415 - x509 parsing costs cold-start time public-key mode never needs
+
+        key = self.app_private_key
+        app_sn = self._key(APP_CERT, lambda value: cert.app_cert_sn(value, key))
+        return cert.CertSN(app_sn, self._key(ROOT_CERT, cert.alipay_root_cert_sn))
+
+    @cached_property
+    def alipay_cert(self) -> Optional[cert.AlipayCert]:
+        """Alipay's public-key certificate, when ALIPAY_CERT is set. Then its key is Alipay's key,
+        whatever ALIPAY_PUBLIC_KEY (or its secret-store form) says: in certificate mode Alipay
+        signs with the certificate's key, and deployments set the key variables for every stage."""
+        if not self._env.get(ALIPAY_CERT, "").strip():
+            return None
+        from . import cert  # noqa: PLC0415 - see cert_sn
+
+        return self._key(ALIPAY_CERT, cert.alipay_cert)
+
+    @property
+    def alipay_cert_sn(self) -> Optional[str]:
+        """The SN Alipay's responses and notifies must name, if they name one (certificate mode)."""
+        return self.alipay_cert.sn if self.alipay_cert is not None else None
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""

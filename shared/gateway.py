@@ -15,19 +15,20 @@ when Alipay answered, signed, with a code other than 10000.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import clock, money, orderstr, signing
+
+if TYPE_CHECKING:  # cert (cryptography.x509) loads only in certificate mode
+    from .cert import CertSN
 
 DEFAULT_URL = "https://openapi.alipay.com/gateway.do"
 DEFAULT_TIMEOUT = 5.0  # seconds for the whole call; Alipay answers in well under one
@@ -38,6 +39,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 TRADE_QUERY = "alipay.trade.query"
 TRADE_CLOSE = "alipay.trade.close"
 TRADE_REFUND = "alipay.trade.refund"
+TRADE_PRECREATE = "alipay.trade.precreate"
+PRECREATE_PRODUCT_CODE = "FACE_TO_FACE_PAYMENT"
 
 # Sub-codes the trade APIs answer with (seed 002); the ones callers act on are named here.
 TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
@@ -63,10 +66,20 @@ class AlipayError(GatewayError):
 # --- 1. the request ----------------------------------------------------------------------------
 
 def build_request(
-    method: str, biz: Mapping[str, Any], *, app_id: str, private_key: rsa.RSAPrivateKey, timestamp: str
+    method: str,
+    biz: Mapping[str, Any],
+    *,
+    app_id: str,
+    private_key: rsa.RSAPrivateKey,
+    timestamp: str,
+    notify_url: Optional[str] = None,
+    cert_sn: Optional[CertSN] = None,
 ) -> Tuple[str, bytes]:
-    """The signed request as ``(url query, form body)``, split as the official SDK splits it."""
-    params = orderstr.common_params(method, app_id, timestamp)
+    """The signed request as ``(url query, form body)``, split as the official SDK splits it.
+
+    ``notify_url`` for APIs that create a trade (precreate); ``cert_sn`` in certificate mode.
+    """
+    params = orderstr.common_params(method, app_id, timestamp, notify_url, cert_sn=cert_sn)
     params["biz_content"] = orderstr.biz_content_json(biz)
     signed = orderstr.signed_params(private_key, params)
     body = {"biz_content": signed.pop("biz_content")}
@@ -95,10 +108,13 @@ def http_post(url: str, query: str, body: bytes, timeout: float) -> bytes:
     in chunks against a deadline of ``timeout`` from the start: a silent or dripping gateway
     costs a few seconds, never a hung Lambda.
     """
+    import http.client  # noqa: PLC0415 - with ssl ~20 ms of cold start; only gateway calls need them
+    import ssl  # noqa: PLC0415
+
     parts = urlsplit(url)
     deadline = time.monotonic() + timeout
     if parts.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+        conn: "http.client.HTTPConnection" = http.client.HTTPSConnection(
             parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
         )
     else:
@@ -174,13 +190,22 @@ def response_key(method: str) -> str:
     return method.replace(".", "_") + "_response"
 
 
-def parse_response(body: bytes, method: str, public_key: rsa.RSAPublicKey) -> Dict[str, Any]:
-    """Verify and decode a gateway answer; return the response object when its code is 10000."""
+def parse_response(
+    body: bytes, method: str, public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None
+) -> Dict[str, Any]:
+    """Verify and decode a gateway answer; return the response object when its code is 10000.
+
+    Certificate mode (``alipay_cert_sn`` configured): an answer naming another Alipay certificate
+    is untrusted (``GatewayError``, so callers retry) until that certificate is installed.
+    """
     try:
         text = body.decode(orderstr.CHARSET)
         spans = _members(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise GatewayError(f"malformed answer: {exc}") from None
+    named = json.loads(text[slice(*spans["alipay_cert_sn"])]) if "alipay_cert_sn" in spans else None
+    if alipay_cert_sn is not None and named and named != alipay_cert_sn:
+        raise GatewayError(f"answer signed with alipay_cert_sn {str(named)[:32]!r}, not the configured certificate; install it")
     key = response_key(method) if response_key(method) in spans else "error_response"
     if key not in spans:
         raise GatewayError(f"answer has no {response_key(method)}")
@@ -235,6 +260,14 @@ class TradeRefund:
     raw: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class TradePrecreate:
+    """``alipay.trade.precreate``: the trade exists at Alipay; ``qr_code`` is what to show."""
+
+    out_trade_no: str
+    qr_code: str
+
+
 def _cents(value: Any, field: str) -> Optional[int]:
     """An amount in an answer (``"12.30"``) as cents; absent is None, malformed is untrusted."""
     if value in (None, ""):
@@ -257,8 +290,12 @@ class AlipayGateway:
         url: str = DEFAULT_URL,
         timeout: float = DEFAULT_TIMEOUT,
         transport: Optional[Transport] = None,
+        cert_sn: Optional[CertSN] = None,
+        alipay_cert_sn: Optional[str] = None,
     ) -> None:
         self.app_id = app_id
+        self.cert_sn = cert_sn  # certificate mode: sent on every request
+        self.alipay_cert_sn = alipay_cert_sn  # certificate mode: the one answers may name
         self.url = check_url(url)
         self.timeout = timeout
         self._private_key = private_key
@@ -268,16 +305,20 @@ class AlipayGateway:
     @classmethod
     def from_settings(cls, cfg) -> "AlipayGateway":
         return cls(
-            app_id=cfg.app_id, private_key=cfg.app_private_key, alipay_public_key=cfg.alipay_public_key, url=cfg.gateway_url
+            app_id=cfg.app_id, private_key=cfg.app_private_key, alipay_public_key=cfg.alipay_public_key, url=cfg.gateway_url,
+            cert_sn=cfg.cert_sn, alipay_cert_sn=cfg.alipay_cert_sn,
         )
 
-    def call(self, method: str, biz: Mapping[str, Any], at: Optional[datetime] = None) -> Dict[str, Any]:
+    def call(
+        self, method: str, biz: Mapping[str, Any], at: Optional[datetime] = None, notify_url: Optional[str] = None
+    ) -> Dict[str, Any]:
         """Sign, POST, verify; the response object on code 10000, else ``AlipayError``."""
         query, body = build_request(
-            method, biz, app_id=self.app_id, private_key=self._private_key, timestamp=clock.alipay_timestamp(at)
+            method, biz, app_id=self.app_id, private_key=self._private_key, timestamp=clock.alipay_timestamp(at),
+            notify_url=notify_url, cert_sn=self.cert_sn,
         )
         answer = self._transport(self.url, query, body, self.timeout)
-        payload = parse_response(answer, method, self._public_key)
+        payload = parse_response(answer, method, self._public_key, self.alipay_cert_sn)
         if "out_trade_no" in biz and payload.get("out_trade_no") not in (None, biz["out_trade_no"]):
             raise GatewayError("answer is about another out_trade_no")
         return payload
@@ -324,3 +365,16 @@ class AlipayGateway:
             gmt_refund_pay=payload.get("gmt_refund_pay") or None,
             raw=payload,
         )
+
+    def trade_precreate(
+        self, order: orderstr.PayOrder, notify_url: str, at: Optional[datetime] = None
+    ) -> TradePrecreate:
+        """Create the trade at Alipay and get the QR code the buyer scans (当面付 precreate).
+
+        Alipay notifies ``notify_url`` when the buyer pays, exactly as for the other channels.
+        """
+        payload = self.call(TRADE_PRECREATE, order.biz_content(PRECREATE_PRODUCT_CODE), at, notify_url)
+        qr_code = payload.get("qr_code")
+        if not isinstance(qr_code, str) or not qr_code:
+            raise GatewayError("precreate answer without qr_code")
+        return TradePrecreate(out_trade_no=order.out_trade_no, qr_code=qr_code)

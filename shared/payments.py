@@ -1,21 +1,25 @@
-"""The three use cases behind the handlers: add an order, start an app payment, take a notify.
+"""The use cases behind the handlers: add an order, start a payment (app, page, wap, precreate),
+take a notify, show a sync return.
 
-Ordering matters for money: the orderStr is built and signed first (pure, cannot half-write),
-then the Order row is put conditionally; only when the put succeeded does the caller see an
-orderStr. So a DynamoDB failure never yields an orderStr without its row.
+Ordering matters for money: the orderStr (or page request) is built and signed first (pure,
+cannot half-write), then the Order row is put conditionally; only when the put succeeded does the
+caller see it. So a DynamoDB failure never yields a signed request without its row. precreate is
+the exception that proves the rule: it creates a trade at Alipay, so its row is put first.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from . import clock, idempotency, logs, orderstr
 from .config import Settings
+from .gateway import AlipayGateway
 from .notify import Notify, NotifyRejected, verify_notify
 from .orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .validation import NewOrder
+from .sync_return import verify_return
+from .validation import APP, PAGE, PRECREATE, WAP, NewOrder
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +51,78 @@ def start_app_pay(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[
     return _create_fresh(store, new, at, sign=lambda order: _order_str(cfg, order, at))
 
 
+def start_pay(
+    store: OrderStore, cfg: Settings, new: NewOrder, channel: str = APP, at: Optional[datetime] = None
+) -> Tuple[Order, Dict[str, str]]:
+    """Create the Order row (status 0) and return it with what the channel's client needs.
+
+    app: ``{orderStr}`` for Alipay's mobile SDK; page / wap: ``{payUrl, payForm}``, the same
+    signed request as a GET URL to redirect to and as a self-submitting HTML form; precreate:
+    ``{qrCode}`` from Alipay's gateway.
+    """
+    if channel == APP:
+        order, order_str = start_app_pay(store, cfg, new, at)
+        return order, {"orderStr": order_str}
+    if channel == PRECREATE:
+        return start_precreate(store, cfg, new, at)
+    build = {PAGE: orderstr.page_pay, WAP: orderstr.wap_pay}[channel]
+    order, page = _create_fresh(store, new, at, sign=lambda order: build(
+        order=_pay_order(order), return_url=cfg.return_url, gateway=cfg.gateway_url, **_signer(cfg, at)
+    ))
+    return order, {"payUrl": page.url, "payForm": page.form}
+
+
+def start_precreate(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[datetime] = None) -> Tuple[Order, Dict[str, str]]:
+    """Create the Order row, then the trade at Alipay (``alipay.trade.precreate``) for its QR code.
+
+    Here the row must come first: precreate makes a trade at Alipay, and a trade whose row is
+    missing would be paid into nothing. A failed call leaves only an unpaid row (reconcile closes
+    it) and raises ``GatewayError``.
+    """
+    cfg.require("alipay_public_key", "gateway_url")  # before the write: bad config writes nothing
+    order = _create_fresh(store, new, at)[0]
+    answer = AlipayGateway.from_settings(cfg).trade_precreate(_pay_order(order), cfg.notify_url, at)
+    return order, {"qrCode": answer.qr_code}
+
+
+def _pay_order(order: Order) -> orderstr.PayOrder:
+    return orderstr.PayOrder(order.order_num, order.total_cents, order.order_name, order.body)
+
+
+def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
+    """The builder core's signing arguments, certificate SNs included in certificate mode."""
+    return {
+        "app_id": cfg.app_id, "private_key": cfg.app_private_key, "notify_url": cfg.notify_url,
+        "cert_sn": cfg.cert_sn, "at": at,
+    }
+
+
 @dataclass(frozen=True)
-class AppPay:
-    """pay's answer: the order's number and its signed orderStr (``replayed`` for a retry)."""
+class Payment:
+    """pay's answer: the order's number and what its channel's client needs (``replayed`` for a retry)."""
 
     order_num: str
-    order_str: str
+    data: Dict[str, str]
     replayed: bool = False
 
 
-def app_pay(
+def pay(
     store: OrderStore,
     cfg: Settings,
     new: NewOrder,
+    channel: str = APP,
     *,
     keys: Optional[idempotency.IdempotencyStore] = None,
     key: Optional[str] = None,
-) -> AppPay:
-    """``start_app_pay``, at most once per ``Idempotency-Key`` when the caller sent one.
+) -> Payment:
+    """``start_pay``, at most once per ``Idempotency-Key`` when the caller sent one.
 
     Without a key (or without a key store configured) every request is a new order, as in seed 004.
+    The channel is part of the request's fingerprint: the same key for another channel is a misuse.
     """
-    def operation() -> dict:
-        order, order_str = start_app_pay(store, cfg, new)
-        return {"orderNum": order.order_num, "orderStr": order_str}
+    def operation() -> Dict[str, str]:
+        order, data = start_pay(store, cfg, new, channel)
+        return {"orderNum": order.order_num, **data}
 
     if key is None or keys is None:
         if key is not None:
@@ -78,23 +130,21 @@ def app_pay(
         result, replayed = operation(), False
     else:
         outcome = idempotency.run_once(
-            keys, scope="pay", caller=new.user_id, key=key, request=asdict(new), operation=operation,
-            ttl=cfg.idempotency_ttl,
+            keys, scope="pay", caller=new.user_id, key=key, request={**asdict(new), "channel": channel},
+            operation=operation, ttl=cfg.idempotency_ttl,
         )
-        result, replayed = outcome.result, outcome.replayed
-    logs.bind(order_num=result["orderNum"])
-    log.info("orderStr issued%s", " (replayed for its Idempotency-Key)" if replayed else "")
-    return AppPay(result["orderNum"], result["orderStr"], replayed)
+        result, replayed = dict(outcome.result), outcome.replayed
+    order_num = result.pop("orderNum")
+    logs.bind(order_num=order_num)
+    log.info("payment issued (channel %s)%s", channel, " (replayed for its Idempotency-Key)" if replayed else "")
+    return Payment(order_num, result, replayed)
 
 
 def _order_str(cfg: Settings, order: Order, at: Optional[datetime]) -> str:
-    request = orderstr.AppPayOrder(order.order_num, order.total_cents, order.order_name, order.body)
-    return orderstr.app_pay(
-        app_id=cfg.app_id, private_key=cfg.app_private_key, notify_url=cfg.notify_url, order=request, at=at
-    )
+    return orderstr.app_pay(order=_pay_order(order), **_signer(cfg, at))
 
 
-def _create_fresh(store: OrderStore, new: NewOrder, at: Optional[datetime], sign=None) -> Tuple[Order, str]:
+def _create_fresh(store: OrderStore, new: NewOrder, at: Optional[datetime], sign=None) -> Tuple[Order, Any]:
     for _ in range(CREATE_ATTEMPTS):
         order = _order(new, new_out_trade_no(at))
         signed = sign(order) if sign else ""  # before the write: nothing to undo if it fails
@@ -120,7 +170,10 @@ class NotifyResult:
 def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
     """Verify a notify and apply it to its order, exactly once (duplicates answer success)."""
     try:
-        notify = verify_notify(raw, public_key=cfg.alipay_public_key, app_id=cfg.app_id, seller_id=cfg.seller_id)
+        notify = verify_notify(
+            raw, public_key=cfg.alipay_public_key, app_id=cfg.app_id, seller_id=cfg.seller_id,
+            alipay_cert_sn=cfg.alipay_cert_sn,
+        )
     except NotifyRejected as exc:
         return NotifyResult("fail", f"rejected: {exc.reason}")
     logs.bind(order_num=notify.out_trade_no, trade_status=notify.trade_status)
@@ -136,3 +189,15 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
         log.error("notify amount differs from order %s: refusing", notify.out_trade_no)
     answer = "success" if outcome.handled else "fail"
     return NotifyResult(answer, f"{notify.trade_status}: {outcome.value}", notify, transition)
+
+
+def take_return(store: OrderStore, cfg: Settings, query: bytes) -> Optional[Order]:
+    """Verify Alipay's sync return and read its order — a read only: the return proves nothing paid.
+
+    Raises ``NotifyRejected`` when the return is not Alipay's or not ours.
+    """
+    back = verify_return(query, public_key=cfg.alipay_public_key, app_id=cfg.app_id, alipay_cert_sn=cfg.alipay_cert_sn)
+    order = store.get(back.out_trade_no)
+    if order is not None and back.total_cents is not None and back.total_cents != order.total_cents:
+        log.error("return for %s names another amount than the order", back.out_trade_no)
+    return order

@@ -17,6 +17,8 @@ MAX_ID_LEN = 64
 MAX_SUBJECT_LEN = 256
 MAX_BODY_LEN = 128
 OUT_TRADE_NO_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+APP, PAGE, WAP, PRECREATE = "app", "page", "wap", "precreate"
+CHANNELS = (APP, PAGE, WAP, PRECREATE)
 
 
 class RequestRefused(ValueError):
@@ -153,6 +155,16 @@ def add_order_request(payload: Any) -> tuple[NewOrder, Optional[str]]:
     if order_num is not None and (not isinstance(order_num, str) or not OUT_TRADE_NO_RE.match(order_num)):
         raise InvalidInput("orderNum must be 1-64 characters of letters, digits and underscores")
     return NewOrder(total_cents=cents, **fields), order_num
+
+
+def pay_channel(payload: Any) -> str:
+    """pay's optional ``channel``: app (default), page (PC web), wap (mobile web), precreate (QR)."""
+    channel = payload.get("channel") if isinstance(payload, Mapping) else None
+    if channel is None or channel == "":
+        return APP
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
+    return channel
 
 
 MAX_REFUND_REASON_LEN = 256

@@ -31,6 +31,7 @@ class FakeAlipay:
         self.app_keys, self.alipay_keys = app_keys, alipay_keys
         self.trades: Dict[str, Trade] = {}
         self.calls: List[tuple] = []
+        self.requests: List[dict] = []  # every request's parameters, as sent (after the sign check)
         self.fail_next: Optional[Exception] = None  # raise this instead of answering (once)
         self.error_next: Optional[dict] = None  # answer this signed error instead (once)
 
@@ -43,6 +44,7 @@ class FakeAlipay:
         assert signing.rsa2_verify(self.app_keys.public_key, signing.sign_content(params), params["sign"])
         method, biz = params["method"], json.loads(params["biz_content"])
         self.calls.append((method, biz))
+        self.requests.append(params)
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None
             raise exc
@@ -66,6 +68,13 @@ class FakeAlipay:
         return {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"], "trade_no": trade.trade_no,
                 "trade_status": trade.trade_status, "total_amount": trade.total_amount,
                 "send_pay_date": "2026-11-26 18:01:02"}
+
+    def alipay_trade_precreate(self, biz: dict) -> dict:
+        if biz["out_trade_no"] in self.trades:
+            return self._error("ACQ.TRADE_HAS_SUCCESS")
+        self.trades[biz["out_trade_no"]] = Trade(total_amount=biz["total_amount"])
+        return {"code": "10000", "msg": "Success", "out_trade_no": biz["out_trade_no"],
+                "qr_code": f"https://qr.alipay.com/bax0{len(self.trades):04d}"}
 
     def alipay_trade_close(self, biz: dict) -> dict:
         trade = self.trades.get(biz["out_trade_no"])

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as real_datetime
+import html
+import re
 import types
-from typing import Dict, Iterator, Optional
-from urllib.parse import parse_qsl
+from typing import Dict, Iterator, Optional, Tuple
+from urllib.parse import parse_qsl, urlsplit
 
 import alipay.aop.api.DefaultAlipayClient as sdk_client_module
 from alipay.aop.api.AlipayClientConfig import AlipayClientConfig
 from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
 from alipay.aop.api.domain.AlipayTradeAppPayModel import AlipayTradeAppPayModel
+from alipay.aop.api.domain.AlipayTradePagePayModel import AlipayTradePagePayModel
+from alipay.aop.api.domain.AlipayTradeWapPayModel import AlipayTradeWapPayModel
 from alipay.aop.api.request.AlipayTradeAppPayRequest import AlipayTradeAppPayRequest
+from alipay.aop.api.request.AlipayTradePagePayRequest import AlipayTradePagePayRequest
+from alipay.aop.api.request.AlipayTradeWapPayRequest import AlipayTradeWapPayRequest
 
 from shared import clock
 
@@ -79,3 +85,76 @@ def query_params(query: str) -> Dict[str, str]:
     params = dict(pairs)
     assert len(params) == len(pairs), "duplicate parameter"
     return params
+
+
+# --- page.pay / wap.pay: page_execute's GET URL and POST form ------------------------------------
+
+PAGE_REQUESTS = {
+    "alipay.trade.page.pay": (AlipayTradePagePayRequest, AlipayTradePagePayModel),
+    "alipay.trade.wap.pay": (AlipayTradeWapPayRequest, AlipayTradeWapPayModel),
+}
+
+
+def sdk_page_execute(
+    client: DefaultAlipayClient,
+    at: real_datetime.datetime,
+    method: str,
+    biz: Dict[str, str],
+    http_method: str,
+    *,
+    notify_url: str,
+    return_url: Optional[str] = None,
+    udf: Optional[Dict[str, str]] = None,
+) -> str:
+    """``page_execute(request, http_method)`` for page/wap pay; ``udf`` adds extra signed parameters."""
+    request_cls, model_cls = PAGE_REQUESTS[method]
+    model = model_cls()
+    for key, value in biz.items():
+        setattr(model, key, value)
+    request = request_cls(biz_model=model)
+    request.notify_url = notify_url
+    if return_url:
+        request.return_url = return_url
+    if udf:
+        request.udf_params = dict(udf)
+    with frozen_sdk_clock(at):
+        return client.page_execute(request, http_method)
+
+
+def query(url: str) -> Tuple[str, Dict[str, str]]:
+    """``(scheme://host/path, params)`` of a URL; duplicate keys would be a bug, so they fail."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}", query_params(parts.query)
+
+
+_TAG = re.compile(r'<(form|input|script)\b((?:[^>"]|"[^"]*")*)>', re.IGNORECASE)
+_ATTR = re.compile(r'([a-zA-Z_-]+)="([^"]*)"')
+_CHARREF = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _attr_value(raw: str) -> str:
+    """Decode an attribute as a browser does: only ``;``-terminated references.
+
+    (The SDK leaves ``&`` raw in the action; ``html.unescape`` would read ``&notify_url`` as
+    ``¬ify_url``, which HTML5 browsers do not do inside attributes.)
+    """
+    return _CHARREF.sub(lambda m: html.unescape(m.group(0)), raw)
+
+
+def form(html_text: str) -> Tuple[str, Dict[str, str], Dict[str, str]]:
+    """What a browser would post: ``(gateway, action query params, hidden fields)``."""
+    action = method = None
+    fields: Dict[str, str] = {}
+    scripts = 0
+    for tag, attr_text in _TAG.findall(html_text):
+        attrs = {k: _attr_value(v) for k, v in _ATTR.findall(attr_text)}
+        if tag == "form":
+            action, method = attrs["action"], attrs["method"]
+        elif tag == "input" and attrs.get("type") == "hidden":
+            assert attrs["name"] not in fields
+            fields[attrs["name"]] = attrs["value"]
+        elif tag == "script":
+            scripts += 1
+    assert method == "post" and scripts == 1, "not a self-submitting POST form"
+    gateway, action_params = query(action)
+    return gateway, action_params, fields

@@ -1,14 +1,29 @@
-"""POST /pay — the app asks for an orderStr; we create the Order row and sign the request."""
+"""POST /pay — the client asks to pay; we create the Order row and sign the request for its channel."""
+import logging
+
 from shared import api, idempotency, validation
-from shared.payments import app_pay
+from shared.gateway import AlipayError, GatewayError
+from shared.payments import pay
 from shared.repository import idempotency_store, order_repository
 
+log = logging.getLogger(__name__)
 
-@api.endpoint("app_id", "app_private_key", "notify_url", "order_table", "catalog", "idempotency_table")
+
+@api.endpoint(
+    "app_id", "app_private_key", "notify_url", "order_table", "catalog", "idempotency_table",
+    "return_url", "gateway_url", "cert_sn",
+)
 def handler(event, cfg):
-    new = validation.pay_request(api.json_body(event), caller=api.jwt_sub(event), catalog=cfg.catalog)
+    payload = api.json_body(event)
+    new = validation.pay_request(payload, caller=api.jwt_sub(event), catalog=cfg.catalog)
+    channel = validation.pay_channel(payload)
     key = idempotency.header_key(lambda name: api.header(event, name))
     keys = idempotency_store(cfg.idempotency_table) if cfg.idempotency_table else None
-    paid = app_pay(order_repository(cfg.order_table), cfg, new, keys=keys, key=key)
+    try:
+        paid = pay(order_repository(cfg.order_table), cfg, new, channel, keys=keys, key=key)
+    except GatewayError as exc:  # precreate: Alipay did not make the QR code; the row stays unpaid
+        log.warning("precreate failed: %s", exc)
+        refused = f" ({exc.sub_code})" if isinstance(exc, AlipayError) and exc.sub_code else ""
+        return api.json_reply(502, None, f"Alipay did not create the payment{refused}, please retry")
     headers = {"Idempotent-Replayed": "true"} if paid.replayed else None
-    return api.json_reply(200, {"orderStr": paid.order_str, "outTradeNo": paid.order_num}, "ok", headers)
+    return api.json_reply(200, {**paid.data, "outTradeNo": paid.order_num}, "ok", headers)

@@ -8,7 +8,7 @@ from shared.repository import order_repository
 log = logging.getLogger(__name__)
 
 
-@api.endpoint("app_id", "alipay_public_key", "seller_id", "order_table", error=lambda code, msg: api.text_reply("fail"))
+@api.endpoint("app_id", "alipay_public_key", "alipay_cert", "seller_id", "order_table", error=lambda code, msg: api.text_reply("fail"))
 def handler(event, cfg):
     raw = api.raw_body(event)
     result = take_notify(order_repository(cfg.order_table), cfg, raw)

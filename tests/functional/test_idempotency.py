@@ -97,7 +97,7 @@ def live_record(status, *, in_progress_for=60, expires_in=3600, payload=PURCHASE
     new = validation.pay_request(payload)
     return idempotency.Record(
         id=idempotency.record_id("pay", new.user_id, "k-live"), status=status,
-        fingerprint=idempotency.fingerprint(asdict(new)), expiration=now + expires_in,
+        fingerprint=idempotency.fingerprint({**asdict(new), "channel": "app"}), expiration=now + expires_in,
         in_progress_expiration=now + in_progress_for, result=result,
     ), now
 

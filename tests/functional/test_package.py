@@ -25,6 +25,7 @@ TABLE_ACTIONS = {
     "pay_notify": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "order_status": ["dynamodb:GetItem"],
     "add_order": ["dynamodb:PutItem"],
+    "pay_return": ["dynamodb:GetItem"],
     "reconcile": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
 }

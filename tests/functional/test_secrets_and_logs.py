@@ -204,7 +204,7 @@ def test_json_log_lines_carry_order_num_and_request_ids(dynamodb, alipay_keys):
     finally:
         logging.getLogger().removeHandler(handler)
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
-    issued = next(line for line in lines if line["message"].startswith("orderStr issued"))
+    issued = next(line for line in lines if line["message"].startswith("payment issued"))
     assert issued["order_num"] == out_trade_no and issued["function_request_id"] == "lambda-req-1"
     assert issued["api_request_id"] == event["requestContext"]["requestId"] and issued["level"] == "INFO"
     took = next(line for line in lines if line.get("answer") == "success")

@@ -13,14 +13,16 @@ pytest.importorskip("alipay.aop.api")
 
 import alipay.aop.api.DefaultAlipayClient as sdk_client_module  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeCloseModel import AlipayTradeCloseModel  # noqa: E402
+from alipay.aop.api.domain.AlipayTradePrecreateModel import AlipayTradePrecreateModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeQueryModel import AlipayTradeQueryModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeRefundModel import AlipayTradeRefundModel  # noqa: E402
 from alipay.aop.api.request.AlipayTradeCloseRequest import AlipayTradeCloseRequest  # noqa: E402
+from alipay.aop.api.request.AlipayTradePrecreateRequest import AlipayTradePrecreateRequest  # noqa: E402
 from alipay.aop.api.request.AlipayTradeQueryRequest import AlipayTradeQueryRequest  # noqa: E402
 from alipay.aop.api.request.AlipayTradeRefundRequest import AlipayTradeRefundRequest  # noqa: E402
 
 from local import alipay  # noqa: E402
-from shared import clock  # noqa: E402
+from shared import clock, orderstr  # noqa: E402
 from shared.gateway import AlipayGateway  # noqa: E402
 
 from ..sdk_oracle import frozen_sdk_clock, sdk_client  # noqa: E402
@@ -29,6 +31,8 @@ pytestmark = pytest.mark.oracle
 
 APP_ID = "2021000000000001"
 URL = "https://openapi.alipay.com/gateway.do"
+NOTIFY_URL = "https://pay.example.com/pay/notify"
+PRECREATE_ORDER = orderstr.PayOrder("ORDER_1764150000000_qr", 19801, "数据恢复产品 A & B", body="扫码")
 AT = real_datetime.datetime(2026, 11, 26, 18, 30, 5, tzinfo=clock.SHANGHAI)
 
 
@@ -36,7 +40,10 @@ def sdk_request(method, model_cls, request_cls, fields):
     model = model_cls()
     for name, value in fields.items():
         setattr(model, name, value)
-    return request_cls(biz_model=model)
+    request = request_cls(biz_model=model)
+    if method == "alipay.trade.precreate":  # creates a trade: Alipay notifies its payment
+        request.notify_url = NOTIFY_URL
+    return request
 
 
 CASES = [
@@ -49,6 +56,10 @@ CASES = [
      {"out_trade_no": "ORDER_1764150000000_abc", "refund_amount": "12.30", "out_request_no": "RF_1", "refund_reason": "数据恢复 失败 & 退款"},
      lambda gw: gw.trade_refund("ORDER_1764150000000_abc", 1230, "RF_1", reason="数据恢复 失败 & 退款", at=AT),
      {"fund_change": "Y", "refund_fee": "12.30"}),
+    ("alipay.trade.precreate", AlipayTradePrecreateModel, AlipayTradePrecreateRequest,
+     {"out_trade_no": PRECREATE_ORDER.out_trade_no, "total_amount": "198.01", "subject": "数据恢复产品 A & B",
+      "body": "扫码", "product_code": "FACE_TO_FACE_PAYMENT", "timeout_express": "30m"},
+     lambda gw: gw.trade_precreate(PRECREATE_ORDER, NOTIFY_URL, at=AT), {"qr_code": "https://qr.alipay.com/bax01"}),
 ]
 
 

@@ -1,0 +1,26 @@
+"""GET /pay/return — Alipay sends the buyer's browser back here after page/wap pay.
+
+Shows the order as stored; never changes it (only the notify and the query are authoritative).
+"""
+import logging
+
+from shared import api, sync_return
+from shared.notify import NotifyRejected
+from shared.payments import take_return
+from shared.repository import order_repository
+
+log = logging.getLogger(__name__)
+
+
+@api.endpoint(
+    "app_id", "alipay_public_key", "alipay_cert", "order_table",
+    error=lambda code, msg: api.html_reply(sync_return.render_unavailable(), code),
+)
+def handler(event, cfg):
+    query = (event.get("rawQueryString") or "").encode("utf-8")
+    try:
+        order = take_return(order_repository(cfg.order_table), cfg, query)
+    except NotifyRejected as exc:
+        log.warning("return rejected: %s", exc.reason)
+        return api.html_reply(sync_return.render_rejected(), 400)
+    return api.html_reply(sync_return.render_page(order), 200 if order else 404)
