@@ -118,7 +118,7 @@ class FaultSwitch:
             if type(count) is not int or not 0 <= count <= self.MAX_FAILURES:
                 raise ValueError(f"{service}.fail_next must be an integer from 0 to {self.MAX_FAILURES}")
             code = rule.get("code", "ProvisionedThroughputExceededException")
-            if code not in BY_CODE:
+            if not isinstance(code, str) or code not in BY_CODE:
                 raise ValueError(f"{service}.code must be one of {', '.join(BY_CODE)}")
             plans[service] = (code, [BY_CODE[code]] * count)
         for service, (code, plan) in plans.items():

@@ -104,7 +104,8 @@ def test_our_own_failure_answers_fail_and_alipays_retry_pays_the_order_exactly_o
 
 def test_the_fault_switch_refuses_what_it_cannot_arm(stack):
     for bad in (b"{", b"[]", b'{"s3": {"fail_next": 1}}', b'{"dynamodb": {"fail_next": -1}}',
-                b'{"dynamodb": {"fail_next": true}}', b'{"dynamodb": {"fail_next": 1, "code": "Nope"}}'):
+                b'{"dynamodb": {"fail_next": true}}', b'{"dynamodb": {"fail_next": 1, "code": "Nope"}}',
+                b'{"dynamodb": {"fail_next": 1, "code": []}}'):
         status, body = http("POST", f"{stack.url}/local/faults", bad, "application/json")
         assert status == 400 and body["message"], bad
     assert http("GET", f"{stack.url}/local/faults")[1]["dynamodb"]["pending"] == 0
