@@ -69,6 +69,7 @@ class LocalStack:
     def start(self) -> "LocalStack":
         from moto import mock_aws
 
+        from .faults import FaultSwitch
         from .sandbox import Sandbox
         from .server import LocalServer, http_routes
 
@@ -90,6 +91,7 @@ class LocalStack:
         schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
         schema.create_order_table(repository.dynamodb_client(), IDEMPOTENCY_TABLE, "IdempotencyTable")
         self.server.routes = http_routes()
+        self.server.faults = FaultSwitch({"dynamodb": repository.dynamodb_client()})  # the handlers' client
         self.server.sandbox = Sandbox(
             app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,
             notifier=Notifier(Ledger(), self.time_scale), certs=certificates,
@@ -146,7 +148,8 @@ alipay-app-pay, local stack on {url}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
-  POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event){schedules}
+  POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
+  POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail){schedules}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}

@@ -29,6 +29,7 @@ from .ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Ledger, Trade
 from .notifier import Notifier
 
 OUTCOMES = ("success", "closed", "drop")
+AMOUNT_RE = re.compile(r"\d{1,9}(\.\d{1,2})?")
 TIMEOUT_RE = re.compile(r"^(\d{1,5})([mhd])$|^1c$")
 MAX_TIMEOUT = timedelta(days=15)
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk"}
@@ -318,19 +319,27 @@ def parse_form(raw: bytes, charset: str = "utf-8") -> Dict[str, str]:
     return params
 
 
+def amount_cents(value: Any, malformed: GatewayError, out_of_range: GatewayError) -> int:
+    """An amount field of biz_content in cents: a string of at most two decimals (else
+    ``malformed`` is raised) within Alipay's range (else ``out_of_range``)."""
+    if not isinstance(value, str) or not AMOUNT_RE.fullmatch(value):
+        raise malformed
+    try:
+        return money.yuan_to_cents(value)
+    except money.InvalidAmount:
+        raise out_of_range from None
+
+
 def check_pay_biz(biz: Mapping[str, Any], product_code: str, timestamp: str) -> Dict[str, str]:
     """The pay rules Alipay applies to biz_content: out_trade_no, amount, subject, product code,
     and a timeout that has not run out since the request was signed."""
     out_trade_no = biz.get("out_trade_no")
     if not isinstance(out_trade_no, str) or not validation.OUT_TRADE_NO_RE.match(out_trade_no):
         raise invalid("isv.invalid-out-trade-no", "out_trade_no 只能由字母、数字、下划线组成，不超过64位")
-    amount = biz.get("total_amount")
-    if not isinstance(amount, str) or not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", amount):
-        raise invalid("isv.invalid-total-amount", "total_amount 格式错误")
-    try:
-        cents = money.yuan_to_cents(amount)
-    except money.InvalidAmount:
-        raise invalid("isv.invalid-total-amount", "total_amount 取值范围 [0.01,100000000]") from None
+    cents = amount_cents(
+        biz.get("total_amount"), invalid("isv.invalid-total-amount", "total_amount 格式错误"),
+        invalid("isv.invalid-total-amount", "total_amount 取值范围 [0.01,100000000]"),
+    )
     subject = biz.get("subject")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 256:
         raise invalid("isv.invalid-subject", "subject 不能为空且不超过256个字符")
@@ -427,13 +436,10 @@ def trade_refund(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     answer the first result without moving money again (``fund_change`` N); a full refund
     closes the trade. Each refund is notified, as Alipay does (refund_fee, gmt_refund, out_biz_no)."""
     biz = request.biz
-    amount = biz.get("refund_amount")
-    if not isinstance(amount, str) or not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", amount):
-        raise invalid("isv.invalid-refund-amount", "refund_amount 格式错误")
-    try:
-        cents = money.yuan_to_cents(amount)
-    except money.InvalidAmount:
-        raise business("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效") from None
+    cents = amount_cents(
+        biz.get("refund_amount"), invalid("isv.invalid-refund-amount", "refund_amount 格式错误"),
+        business("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效"),
+    )
     with sandbox.ledger.transaction():
         trade = find_trade(sandbox, biz)
         refunds = refunds_of(trade)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from . import events, schema
+from .faults import FaultSwitch
 from .sandbox import OUTCOMES, Sandbox, scan
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 SANDBOX = "/sandbox"
 INVOKE = "/local/invoke/"  # POST /local/invoke/<function>: direct invocation, as `aws lambda invoke`
+FAULTS = "/local/faults"  # POST: make the next N DynamoDB calls fail (local/faults.py); GET: the state
 
 
 @dataclass(frozen=True)
@@ -131,10 +133,11 @@ class LocalServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: Tuple[str, int], routes: List[Route], sandbox: Sandbox) -> None:
+    def __init__(self, address: Tuple[str, int], routes: List[Route], sandbox: Sandbox, faults: Optional[FaultSwitch] = None) -> None:
         super().__init__(address, RequestHandler)
         self.routes = routes
         self.sandbox = sandbox
+        self.faults = faults
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -166,6 +169,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(200, {"status": "ok", "routes": [f"{r.method} {r.path}" for r in self.server.routes]})
         if url.path == SANDBOX or url.path.startswith(SANDBOX + "/"):
             return self._sandbox(url.path[len(SANDBOX):], url.query, body)
+        if url.path == FAULTS and self.server.faults is not None and self.command in ("GET", "POST"):
+            return self._faults(body)
         if url.path.startswith(INVOKE) and self.command == "POST":
             return self._invoke_directly(url.path[len(INVOKE):], body)
         for route in self.server.routes:
@@ -207,6 +212,17 @@ class RequestHandler(BaseHTTPRequestHandler):
             log.exception("%s failed", name)
             return self._send_json(200, {"errorType": type(exc).__name__, "errorMessage": str(exc)})
         self._send_json(200, result)
+
+    def _faults(self, body: Optional[bytes]) -> None:
+        """``GET``: the switch's state; ``POST`` a JSON spec to arm it (local/faults.py)."""
+        if self.command == "GET":
+            return self._send_json(200, self.server.faults.state())
+        try:
+            state = self.server.faults.arm(json.loads(body or b"null"))
+        except ValueError as exc:  # a JSON error is a ValueError too
+            return self._send_json(400, {"message": str(exc)})
+        log.warning("faults armed: %s", json.dumps(state))
+        self._send_json(200, state)
 
     def _sandbox(self, path: str, query: str, body: Optional[bytes]) -> None:
         sandbox = self.server.sandbox

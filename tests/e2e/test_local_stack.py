@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from local import keys
-from shared import clock, orderstr, signing
+from shared import clock, orderstr, repository, signing
 
 from .conftest import http, wait_until
 
@@ -77,6 +77,38 @@ def test_lost_answers_make_alipay_retry_and_the_order_is_paid_exactly_once(stack
     assert sum("TRADE_SUCCESS: applied" in line for line in handled) == 1
     assert sum("TRADE_SUCCESS: already" in line for line in handled) == 2
     assert order(stack, out_trade_no)[1]["data"]["status"] == 1
+
+
+def test_our_own_failure_answers_fail_and_alipays_retry_pays_the_order_exactly_once(stack):
+    """DynamoDB refuses pay_notify's write on every attempt botocore makes: the handler answers
+    ``fail`` with nothing written, and the emulator's next delivery is applied."""
+    order_str, out_trade_no = pay(stack)
+    attempts = repository.DYNAMODB.attempts  # one delivery's UpdateItem, botocore's retries included
+    arm = json.dumps({"dynamodb": {"fail_next": attempts, "code": "ProvisionedThroughputExceededException"}}).encode()
+    status, armed = http("POST", f"{stack.url}/local/faults", arm, "application/json")
+    assert status == 200 and armed["dynamodb"]["pending"] == attempts, armed
+    assert app_pay(stack, order_str)["resultStatus"] == "9000"
+
+    deliveries = acknowledged(stack, out_trade_no)["deliveries"]
+    assert [(d["attempt"], d["http_status"], d["answer"], d["acknowledged"]) for d in deliveries] == [
+        (1, 200, "fail", False), (2, 200, "success", True)
+    ]
+    faults = http("GET", f"{stack.url}/local/faults")[1]["dynamodb"]
+    assert (faults["pending"], faults["injected"]) == (0, attempts)  # all spent on the first delivery
+    failed = [line for line in stack.log_lines("pay_notify.handler failed") if out_trade_no in line]
+    assert len(failed) == 1 and "ProvisionedThroughputExceededException" in failed[0] and "UpdateItem" in failed[0]
+    handled = stack.log_lines(f"notify {out_trade_no} -> ")
+    assert len(handled) == 1 and "success (TRADE_SUCCESS: applied)" in handled[0]  # one transition
+    assert order(stack, out_trade_no)[1]["data"]["status"] == 1
+
+
+def test_the_fault_switch_refuses_what_it_cannot_arm(stack):
+    for bad in (b"{", b"[]", b'{"s3": {"fail_next": 1}}', b'{"dynamodb": {"fail_next": -1}}',
+                b'{"dynamodb": {"fail_next": true}}', b'{"dynamodb": {"fail_next": 1, "code": "Nope"}}',
+                b'{"dynamodb": {"fail_next": 1, "code": []}}'):
+        status, body = http("POST", f"{stack.url}/local/faults", bad, "application/json")
+        assert status == 400 and body["message"], bad
+    assert http("GET", f"{stack.url}/local/faults")[1]["dynamodb"]["pending"] == 0
 
 
 def test_the_buyer_gives_up_and_the_order_is_closed(stack):

@@ -1,6 +1,7 @@
 """The emulator's alipay.trade.close and alipay.trade.refund, through our gateway client."""
 import pytest
 
+from local.sandbox import GatewayError, GatewayRequest, trade_refund
 from shared.gateway import AlipayError
 
 from ..emulated_alipay import EmulatedAlipay
@@ -44,3 +45,17 @@ def test_refund_rules(emu):
     assert gateway.trade_refund("O1", 700, "R2").fund_change is False  # a repeat after the trade closed
     assert sub_code(lambda: gateway.trade_refund("O1", 1, "R3")) == "ACQ.TRADE_STATUS_ERROR"
     assert sorted(emu.trade("O1").extra["refunds"]) == ["R1", "R2"]
+
+
+@pytest.mark.parametrize(
+    "amount, code",
+    [("1.001", "isv.invalid-refund-amount"), (3, "isv.invalid-refund-amount"), ("", "isv.invalid-refund-amount"),
+     ("0.00", "ACQ.REASON_TRADE_REFUND_FEE_ERR"), ("100000000.01", "ACQ.REASON_TRADE_REFUND_FEE_ERR")],
+)
+def test_refund_amount_must_be_a_valid_amount(emu, amount, code):
+    """The same amount rules as pay's total_amount, with refund's own error codes; nothing moves."""
+    emu.add_trade("O1", "10.00", "TRADE_SUCCESS")
+    request = GatewayRequest({"method": "alipay.trade.refund"}, {"out_trade_no": "O1", "refund_amount": amount, "out_request_no": "R1"})
+    with pytest.raises(GatewayError) as caught:
+        trade_refund(emu.sandbox, request)
+    assert caught.value.sub_code == code and "refunds" not in emu.trade("O1").extra
