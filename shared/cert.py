@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import SignatureAlgorithmOID
 
-from . import signing
+from . import config, signing
 
 ROOT_SIGNATURE_ALGORITHMS = frozenset({SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.RSA_WITH_SHA256})
 _PEM_CERT = "-----BEGIN CERTIFICATE-----"
@@ -37,11 +37,14 @@ def read_text(value: str) -> str:
     """PEM text, or the path of a PEM file shipped with the function.
 
     Lambda's environment holds 4 KB in all; Alipay's root bundle alone is about that, so a
-    deployment may name a file (relative to the task root) instead of inlining the PEM.
+    deployment may name a file (relative to the task root, e.g. ``certs/alipayRootCert.crt``,
+    which serverless.yml packages) instead of inlining the PEM.
     """
     if _PEM_CERT in value:
         return value.strip().replace("\\n", "\n")
     path = Path(value.strip())
+    if not path.is_absolute():
+        path = config.CODE_ROOT / path
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError, ValueError):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 MAX_ID_LEN = 64
 MAX_SUBJECT_LEN = 256
 MAX_BODY_LEN = 128
-OUT_TRADE_NO_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+OUT_TRADE_NO_RE = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")  # \Z: "$" would allow a final "\n"
 APP, PAGE, WAP, PRECREATE = "app", "page", "wap", "precreate"
 CHANNELS = (APP, PAGE, WAP, PRECREATE)
 
@@ -180,7 +180,7 @@ class RefundRequest:
     reason: Optional[str] = None
 
 
-OUT_REQUEST_NO_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # ours: also fits UUIDs as idempotency keys
+OUT_REQUEST_NO_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")  # ours: also fits UUIDs as idempotency keys
 
 
 def _identifier(payload: Mapping[str, Any], name: str, pattern: re.Pattern, what: str) -> str:

@@ -185,3 +185,35 @@ def test_reconcile_is_scheduled_and_queries_only_the_status_index(template):
     query = [s for s in statements(template, "ReconcileRole") if s["Action"] == ["dynamodb:Query"]]
     assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "status-orderDate"]]}')
     assert not [s for s in statements(template, "RefundRole") if "dynamodb:Query" in s["Action"]]
+
+
+def test_a_stage_deploys_with_only_its_required_parameters(template):
+    """A ``{{resolve:ssm:...}}`` reference to a parameter that does not exist fails the whole
+    deploy, and SSM cannot hold an empty value: only required settings may be SSM references.
+    ALIPAY_SELLER_ID is optional (shared/config.py), so it comes from the deployer's environment."""
+    text = json.dumps(template)
+    referenced = set(re.findall(r"\{\{resolve:ssm:/alipay-app-pay/ci/([^}:]+)\}\}", text))
+    assert referenced == {"app-id", "notify-url"}
+    for resource in template.values():
+        if resource["Type"] == "AWS::Lambda::Function":
+            variables = resource["Properties"]["Environment"]["Variables"]
+            for name in ("ALIPAY_SELLER_ID", "ALIPAY_RETURN_URL", "PRODUCT_CATALOG"):
+                assert "{{resolve:" not in str(variables.get(name, ""))
+
+
+CERT_VARIABLES = ("ALIPAY_APP_CERT", "ALIPAY_CERT", "ALIPAY_ROOT_CERT")
+
+
+@pytest.mark.parametrize("name", sorted(n for n, f in SPEC["functions"].items() if set(CERT_VARIABLES) & set(f.get("environment") or {})))
+def test_functions_reading_certificate_files_ship_them(name):
+    """Certificate mode names its files by path (the root bundle alone nearly fills Lambda's 4 KB of
+    environment), so those files must be in the function's zip: ``certs/*.crt`` (README, "Deploy")."""
+    from fnmatch import fnmatchcase
+
+    patterns = SPEC["package"]["patterns"] + SPEC["functions"][name]["package"]["patterns"]
+    shipped = False
+    for pattern in patterns:  # later patterns win, "!" excludes, as in the Serverless Framework
+        negated = pattern.startswith("!")
+        if fnmatchcase("certs/alipayRootCert.crt", pattern.lstrip("!").replace("**", "*")):
+            shipped = not negated
+    assert shipped, f"{name} reads {CERT_VARIABLES} but its package leaves out certs/*.crt"

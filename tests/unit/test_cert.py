@@ -131,3 +131,14 @@ def test_in_certificate_mode_the_certificates_key_wins_over_a_public_key(files, 
     stale = KeyPair.generate()
     cfg = settings(app_keys, ALIPAY_CERT=files.alipay_cert, ALIPAY_PUBLIC_KEY=stale.public_pem())
     assert cfg.alipay_public_key.public_numbers() == alipay_keys.public_key.public_numbers()
+
+
+def test_a_relative_certificate_path_is_read_from_the_code_root_not_the_cwd(files, tmp_path, monkeypatch):
+    """Deployments name the packaged file (``certs/alipayRootCert.crt``): it is found next to the
+    code, as PRODUCT_CATALOG is, wherever the process happens to run."""
+    root = tmp_path / "task"
+    (root / "certs").mkdir(parents=True)
+    (root / "certs" / "alipayRootCert.crt").write_text(files.root_cert)
+    monkeypatch.setattr(config, "CODE_ROOT", root)
+    monkeypatch.chdir(tmp_path)
+    assert cert.alipay_root_cert_sn("certs/alipayRootCert.crt") == cert.alipay_root_cert_sn(files.root_cert)
