@@ -98,15 +98,6 @@ def html_reply(page: str, status: int = 200) -> Dict[str, Any]:
     }
 
 
-def jwt_sub(event: Mapping[str, Any]) -> Optional[str]:
-    """The caller's ``sub`` claim when an HTTP API JWT authorizer verified one; else None."""
-    try:
-        sub = event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
-    except (KeyError, TypeError):
-        return None
-    return sub if isinstance(sub, str) and sub else None
-
-
 # --- the guard every handler shares ------------------------------------------------------------
 
 def endpoint(*needs: str, error: Callable[[int, str], Dict[str, Any]] = lambda code, msg: json_reply(code, None, msg)):
