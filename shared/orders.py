@@ -10,6 +10,7 @@ import enum
 import logging
 import secrets
 import string
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, Mapping, Optional, Protocol
@@ -38,6 +39,36 @@ def new_out_trade_no(at: Optional[datetime] = None) -> str:
     """
     suffix = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LEN))
     return f"ORDER_{clock.epoch_ms(at)}_{suffix}"
+
+
+# --- the reconcile index (serverless.yml's sparse GSI "reconcile-due") ----------------------------
+# An order is in the index exactly while its row carries reconcileShard and reconcileAt: set on
+# create, pushed back after each inconclusive check, REMOVEd by the write that settles it.
+RECONCILE_SHARDS = 8  # partition-key values of the index; readers and writers must agree: a constant
+
+
+def reconcile_shard(order_num: str) -> int:
+    """The index partition an order lands in: stable (crc32, not Python's salted ``hash``)."""
+    return zlib.crc32(order_num.encode("utf-8")) % RECONCILE_SHARDS
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """When reconcile looks at an order next (``reconcileAt``) and how many looks it had so far."""
+
+    at: str
+    tries: int
+
+
+@dataclass(frozen=True)
+class Due:
+    """An order whose ``reconcileAt`` has come, as the index projects it."""
+
+    order_num: str
+    reconcile_at: str
+    status: int
+    order_date: str
+    tries: int = 0
 
 
 REFUND_PENDING = "PENDING"  # cents reserved; Alipay's answer not yet known
@@ -84,6 +115,8 @@ class Order:
     body: Optional[str] = None
     refunded_cents: int = 0  # cents of refunds done or in flight; never above total_cents
     refunds: Mapping[str, Refund] = field(default_factory=dict)
+    reconcile_at: Optional[str] = None  # when reconcile looks next; None: not in the reconcile index
+    reconcile_tries: int = 0  # inconclusive looks so far (the backoff's exponent)
 
     def to_dict(self) -> Dict[str, Any]:
         """The item as stored, with seed 004's attribute names (totalAmount in cents)."""
@@ -103,6 +136,11 @@ class Order:
         if self.refunds:
             item["refundedAmount"] = self.refunded_cents
             item["refunds"] = {key: refund.to_dict() for key, refund in self.refunds.items()}
+        if self.reconcile_at is not None:
+            item["reconcileShard"] = reconcile_shard(self.order_num)
+            item["reconcileAt"] = self.reconcile_at
+            if self.reconcile_tries:
+                item["reconcileTries"] = self.reconcile_tries
         return item
 
     @classmethod
@@ -121,6 +159,8 @@ class Order:
             body=item.get("body"),
             refunded_cents=int(item.get("refundedAmount", 0)),
             refunds={key: Refund.from_dict(value) for key, value in item.get("refunds", {}).items()},
+            reconcile_at=item.get("reconcileAt"),
+            reconcile_tries=int(item.get("reconcileTries", 0)),
         )
 
 
@@ -157,10 +197,15 @@ class OrderStore(Protocol):
         """A strongly consistent read."""
 
     def mark_paid(self, order_num: str, cents: int, trade_no: str, pay_date: str) -> Transition:
-        """status := 1 if status in (0, 2) and totalAmount == cents."""
+        """status := 1 if status in (0, 2) and totalAmount == cents; the order leaves the reconcile index."""
 
-    def mark_closed(self, order_num: str, cents: Optional[int]) -> Transition:
-        """status := 2 if status == 0 (and totalAmount == cents when given)."""
+    def mark_closed(self, order_num: str, cents: Optional[int], recheck: Optional[Recheck] = None) -> Transition:
+        """status := 2 if status == 0 (and totalAmount == cents when given).
+
+        Without ``recheck`` the close is Alipay's (final): the order leaves the reconcile index,
+        also when it was closed here before and still in it. With ``recheck`` the close is ours
+        only (Alipay knew no trade): the order stays in the index, due at ``recheck.at``.
+        """
 
 
 def judge(before: Optional[Order], target: int, cents: Optional[int]) -> Outcome:
@@ -183,11 +228,13 @@ def apply_trade_status(
     cents: Optional[int],
     trade_no: Optional[str] = None,
     paid_at: Optional[datetime] = None,
+    recheck: Optional[Recheck] = None,
 ) -> Transition:
     """Move the order as Alipay's trade_status says (../shared/design.md, "Order status").
 
     TRADE_SUCCESS / TRADE_FINISHED -> paid, from unpaid or closed; TRADE_CLOSED -> closed, only
-    from unpaid; WAIT_BUYER_PAY -> no change. The amount must equal the stored one.
+    from unpaid; WAIT_BUYER_PAY -> no change. The amount must equal the stored one. ``recheck``
+    marks a close that is ours only (reconcile, when Alipay knows no trade): see ``mark_closed``.
     """
     if trade_status in PAID_TRADE_STATUSES:
         if cents is None or not trade_no:
@@ -197,7 +244,7 @@ def apply_trade_status(
             log.error("order %s was closed but Alipay reports it paid; marked paid", order_num)
         return result
     if trade_status == CLOSED_TRADE_STATUS:
-        return store.mark_closed(order_num, cents)
+        return store.mark_closed(order_num, cents, recheck)
     if trade_status == WAITING_TRADE_STATUS:
         before = store.get(order_num)
         if before is None:

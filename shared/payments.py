@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Dict, Optional, Tuple
 
-from . import clock, idempotency, logs, orderstr
+from . import clock, idempotency, logs, orderstr, reconcile
 from .config import Settings
 from .gateway import AlipayGateway
 from .notify import Notify, NotifyRejected, verify_notify
@@ -27,6 +27,8 @@ CREATE_ATTEMPTS = 3  # fresh out_trade_no per attempt; a collision is ~impossibl
 
 
 def _order(new: NewOrder, order_num: str) -> Order:
+    """A new unpaid order, in the reconcile index from the start (its first look is due later)."""
+    created = clock.now()
     return Order(
         order_num=order_num,
         product_id=new.product_id,
@@ -34,6 +36,8 @@ def _order(new: NewOrder, order_num: str) -> Order:
         order_name=new.order_name,
         total_cents=new.total_cents,
         body=new.body,
+        order_date=clock.iso(created),
+        reconcile_at=reconcile.first_look(created),
     )
 
 

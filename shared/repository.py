@@ -12,10 +12,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .idempotency import COMPLETED, IN_PROGRESS, Record
 from .orders import (
-    CLOSED, MAX_REFUNDS, PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order, OrderExists, Outcome, Refund, Transition, judge,
+    CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, Outcome,
+    Recheck, Refund, Transition, judge, reconcile_shard,
 )
 
-STATUS_INDEX = "status-orderDate"  # serverless.yml's GSI on the Order table (status, orderDate)
+# serverless.yml's sparse GSI on the Order table: (reconcileShard, reconcileAt), only the orders
+# that reconcile must still look at. Every write that settles an order also leaves the index.
+RECONCILE_INDEX = "reconcile-due"
+LEAVE_INDEX = "REMOVE reconcileShard, reconcileAt, reconcileTries"
 
 # --- time budgets -------------------------------------------------------------------------------
 
@@ -165,6 +169,20 @@ def _order(item: Optional[Dict[str, Dict[str, str]]]) -> Optional[Order]:
     return Order.from_dict({k: _from_attr(v) for k, v in item.items()})
 
 
+def _due(item: Dict[str, Dict[str, str]]) -> Due:
+    """A row of the reconcile index (its projection: keys, status, orderDate, reconcileTries)."""
+    return Due(
+        order_num=item["orderNum"]["S"], reconcile_at=item["reconcileAt"]["S"], status=int(item["status"]["N"]),
+        order_date=item["orderDate"]["S"], tries=int(item.get("reconcileTries", {}).get("N", 0)),
+    )
+
+
+def _recheck_values(order_num: str, recheck: Recheck) -> Dict[str, Dict[str, str]]:
+    return {
+        ":shard": _to_attr(reconcile_shard(order_num)), ":at": _to_attr(recheck.at), ":tries": _to_attr(recheck.tries),
+    }
+
+
 class DynamoOrderRepository:
     """``OrderStore`` on one DynamoDB table keyed by ``orderNum`` (S)."""
 
@@ -199,39 +217,56 @@ class DynamoOrderRepository:
             order_num,
             target=PAID,
             cents=cents,
-            update="SET #status = :target, payDate = :payDate, tradeNo = :tradeNo",
+            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo {LEAVE_INDEX}",
             condition="#status IN (:unpaid, :closed)",
             values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED)},
         )
 
-    def mark_closed(self, order_num: str, cents: Optional[int]) -> Transition:
-        return self._transition(
-            order_num, target=CLOSED, cents=cents, update="SET #status = :target", condition="#status = :unpaid"
+    def mark_closed(self, order_num: str, cents: Optional[int], recheck: Optional[Recheck] = None) -> Transition:
+        if recheck is None:  # Alipay's close: final, so the order leaves the index (also if closed here before)
+            return self._transition(
+                order_num, target=CLOSED, cents=cents, update=f"SET #status = :target {LEAVE_INDEX}",
+                condition="(#status = :unpaid OR (#status = :target AND attribute_exists(reconcileAt)))",
+            )
+        return self._transition(  # ours only: it stays in the index, due again at recheck.at
+            order_num, target=CLOSED, cents=cents,
+            update="SET #status = :target, reconcileShard = :shard, reconcileAt = :at, reconcileTries = :tries",
+            condition="#status = :unpaid", values=_recheck_values(order_num, recheck),
         )
 
-    def unpaid_orders(
-        self, older_than: str, limit: int, after: Optional[Dict[str, str]] = None
-    ) -> Tuple[List[Tuple[str, str]], Optional[Dict[str, str]]]:
-        """Up to ``limit`` unpaid ``(orderNum, orderDate)`` with orderDate <= ``older_than``,
-        oldest first, from the status GSI; plus the cursor to continue after them (or None)."""
-        kwargs: Dict[str, Any] = {}
-        if after:
-            kwargs["ExclusiveStartKey"] = {
-                "orderNum": _to_attr(after["orderNum"]), "orderDate": _to_attr(after["orderDate"]), "status": _to_attr(UNPAID)
-            }
-        reply = self._client.query(
-            TableName=self.table_name,
-            IndexName=STATUS_INDEX,
-            KeyConditionExpression="#status = :unpaid AND orderDate <= :cutoff",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":unpaid": _to_attr(UNPAID), ":cutoff": _to_attr(older_than)},
-            ScanIndexForward=True,
-            Limit=limit,
-            **kwargs,
+    def reschedule(self, due: Due, recheck: Optional[Recheck]) -> bool:
+        """Push an order reconcile could not settle back to ``recheck.at``, or (``None``) take it
+        out of the index for good. Only if nothing changed it since the index showed it (same
+        status and reconcileAt): a settled order never re-enters the index, and of two
+        overlapping passes only one moves it. Returns whether it was written."""
+        update, values = LEAVE_INDEX, {}
+        if recheck is not None:
+            update, values = "SET reconcileAt = :at, reconcileTries = :tries", _recheck_values(due.order_num, recheck)
+            values.pop(":shard")
+        applied, _ = self._update(
+            due.order_num, update, "#status = :status AND reconcileAt = :seen", {"#status": "status"},
+            {":status": _to_attr(due.status), ":seen": _to_attr(due.reconcile_at), **values},
         )
-        rows = [(item["orderNum"]["S"], item["orderDate"]["S"]) for item in reply.get("Items", [])]
-        last = reply.get("LastEvaluatedKey")
-        return rows, ({"orderNum": last["orderNum"]["S"], "orderDate": last["orderDate"]["S"]} if last else None)
+        return applied
+
+    def due_orders(self, now: str, limit: int) -> Tuple[List[Due], bool]:
+        """Up to ``limit`` orders with reconcileAt <= ``now``, earliest first, from every shard of
+        the reconcile index (one Query each, never a Scan); and whether more may be due."""
+        rows: List[Due] = []
+        more = False
+        for shard in range(RECONCILE_SHARDS):
+            reply = self._client.query(
+                TableName=self.table_name,
+                IndexName=RECONCILE_INDEX,
+                KeyConditionExpression="reconcileShard = :shard AND reconcileAt <= :now",
+                ExpressionAttributeValues={":shard": _to_attr(shard), ":now": _to_attr(now)},
+                ScanIndexForward=True,
+                Limit=limit,
+            )
+            rows += [_due(item) for item in reply.get("Items", [])]
+            more = more or "LastEvaluatedKey" in reply
+        rows.sort(key=lambda due: (due.reconcile_at, due.order_num))
+        return rows[:limit], more or len(rows) > limit
 
     def _transition(
         self,
@@ -253,6 +288,8 @@ class DynamoOrderRepository:
         applied, before = self._update(order_num, update, condition, names, attr_values)
         if not applied:
             return Transition(judge(before, target, cents), before)
+        if before is not None and before.status == target:  # only the index attributes changed
+            return Transition(Outcome.ALREADY, before)
         return Transition(Outcome.APPLIED, before)
 
     def _update(

@@ -176,14 +176,14 @@ def test_the_order_table_keeps_point_in_time_recovery(template):
     assert table["DeletionPolicy"] == "Retain"
 
 
-def test_reconcile_is_scheduled_and_queries_only_the_status_index(template):
+def test_reconcile_is_scheduled_and_queries_only_the_reconcile_index(template):
     rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
     assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"]
-    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["status-orderDate"]
+    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due"]
     granted = [s for role in ("ReconcileRole", "RefundRole") for s in statements(template, role)]
     assert "dynamodb:Scan" not in json.dumps(granted)
     query = [s for s in statements(template, "ReconcileRole") if s["Action"] == ["dynamodb:Query"]]
-    assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "status-orderDate"]]}')
+    assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "reconcile-due"]]}')
     assert not [s for s in statements(template, "RefundRole") if "dynamodb:Query" in s["Action"]]
 
 

@@ -1,20 +1,24 @@
-"""reconcile on moto's DynamoDB against a fake Alipay: dropped notifies, abandoned orders, bounds."""
+"""reconcile on moto's DynamoDB against a fake Alipay: dropped notifies, abandoned orders, bounds,
+and the sparse reconcile index: backoff, late payments after a local close, the 15-day bound."""
 import json
+import logging
 from datetime import timedelta
 
 import pytest
 
+from functions.add_order.handler import handler as add_order
 from functions.pay_notify.handler import handler as pay_notify
 from functions.reconcile.handler import handler as reconcile_handler
 from local import alipay
-from shared import clock, gateway as gateway_module, reconcile
-from shared.orders import CLOSED, PAID, UNPAID, Order
+from shared import clock, gateway as gateway_module, reconcile, repository
+from shared.orders import CLOSED, PAID, RECONCILE_SHARDS, UNPAID, Order, Recheck
 
-from ..conftest import APP_ID, notify_event
+from ..conftest import APP_ID, TABLE, notify_event
 from ..emulated_alipay import EmulatedAlipay
 
-NOW = clock.now()
+NOW = clock.now().replace(microsecond=0)
 POLICY = reconcile.Policy(min_age=timedelta(minutes=5), close_after=timedelta(minutes=30), max_orders=100)
+INDEX_ATTRIBUTES = {"reconcileShard", "reconcileAt", "reconcileTries"}
 
 
 class Spy:
@@ -36,11 +40,28 @@ def fake(app_keys, alipay_keys):
 
 
 def add(store, order_num, age, cents=19801, status=UNPAID):
-    store.create(Order(order_num, "P1", "U1", "order", cents, status=status, order_date=clock.iso(NOW - age)))
+    """An order created ``age`` ago; an unpaid one is in the index, first due ``min_age`` after creation."""
+    created = NOW - age
+    first = clock.iso(created + POLICY.min_age) if status == UNPAID else None
+    store.create(Order(order_num, "P1", "U1", "order", cents, status=status, order_date=clock.iso(created), reconcile_at=first))
 
 
 def run(store, fake, **kwargs):
     return reconcile.run(store, fake.gateway(), kwargs.pop("policy", POLICY), now=kwargs.pop("now", NOW), **kwargs)
+
+
+def indexed(client):
+    """orderNum -> reconcileAt of every order in the reconcile index (a test-only Scan of it)."""
+    items = client.scan(TableName=TABLE, IndexName=repository.RECONCILE_INDEX)["Items"]
+    return {item["orderNum"]["S"]: item["reconcileAt"]["S"] for item in items}
+
+
+def item(client, order_num):
+    return client.get_item(TableName=TABLE, Key={"orderNum": {"S": order_num}}, ConsistentRead=True)["Item"]
+
+
+def queried(fake):
+    return [biz["out_trade_no"] for method, biz in fake.calls if method == "alipay.trade.query"]
 
 
 def test_dropped_notify_is_recovered_and_the_late_notify_changes_nothing(store, fake, alipay_keys):
@@ -55,7 +76,8 @@ def test_dropped_notify_is_recovered_and_the_late_notify_changes_nothing(store, 
                                                    trade_no=order.trade_no), alipay_keys.private_key)
     assert pay_notify(notify_event(late))["body"] == "success"
     assert store.get("ORDER_A") == order
-    assert run(store, fake).actions == {}  # paid orders are no longer in the unpaid index
+    assert not INDEX_ATTRIBUTES & set(item(store._client, "ORDER_A"))  # the paid write left the index
+    assert run(store, fake, now=NOW + timedelta(days=1)).actions == {}
 
 
 def test_young_orders_are_left_to_the_notify(store, fake):
@@ -71,11 +93,14 @@ def test_unpaid_orders_are_closed_at_alipay_then_here_once_past_timeout_express(
     add(store, "ORDER_W", age)
     if opened:
         fake.add_trade("ORDER_W", "198.01")
-    assert run(store, fake).actions == ({"closed": 1} if expired else {"waiting": 1})
+    action = ("closed" if opened else "closed_here") if expired else "waiting"
+    assert run(store, fake).actions == {action: 1}
     assert fake.methods() == ["alipay.trade.query"] + (["alipay.trade.close"] if expired else [])
     assert store.get("ORDER_W").status == (CLOSED if expired else UNPAID)
     if opened:
         assert fake.trade("ORDER_W").status == ("TRADE_CLOSED" if expired else "WAIT_BUYER_PAY")
+    # closed at Alipay: final, out of the index; waiting or closed here only: looked at again in 1 minute
+    assert indexed(store._client) == ({} if opened and expired else {"ORDER_W": clock.iso(NOW + timedelta(minutes=1))})
 
 
 def test_closed_at_alipay_is_closed_here_without_a_close_call(store, fake):
@@ -83,6 +108,7 @@ def test_closed_at_alipay_is_closed_here_without_a_close_call(store, fake):
     fake.add_trade("ORDER_C", "198.01", "TRADE_CLOSED")
     assert run(store, fake).actions == {"closed": 1}
     assert fake.methods() == ["alipay.trade.query"] and store.get("ORDER_C").status == CLOSED
+    assert indexed(store._client) == {}
 
 
 def test_paid_between_query_and_close_is_not_closed_and_the_next_pass_marks_it_paid(store, fake):
@@ -98,7 +124,8 @@ def test_paid_between_query_and_close_is_not_closed_and_the_next_pass_marks_it_p
     assert fake.methods() == ["alipay.trade.query", "alipay.trade.close"]
     assert store.get("ORDER_R").status == UNPAID and fake.trade("ORDER_R").status == "TRADE_SUCCESS"
     fake.after = None
-    assert run(store, fake).actions == {"paid": 1}
+    assert run(store, fake).actions == {}  # moved on: next look in a minute
+    assert run(store, fake, now=NOW + timedelta(minutes=1)).actions == {"paid": 1}
     assert store.get("ORDER_R").status == PAID
 
 
@@ -143,26 +170,128 @@ def test_an_unsigned_trade_not_exist_never_closes(store, app_keys, alipay_keys):
     assert len(calls) == 1 and store.get("ORDER_U").status == UNPAID
 
 
-def test_bounded_passes_resume_oldest_first_without_a_scan(store, fake):
-    for i in range(7):
-        add(store, f"ORDER_{i}", timedelta(hours=10 - i))  # ORDER_0 is the oldest
-    add(store, "ORDER_PAID", timedelta(hours=20), status=PAID)
+def test_stuck_orders_step_aside_and_newer_lost_notifies_are_recovered(store, fake):
+    """The review's case: the oldest orders never settle; with max_orders=2 a pass that always
+    started at the oldest would never reach the newer order whose notify was lost."""
+    for i in range(3):
+        add(store, f"ORDER_S{i}", timedelta(hours=3 - i))  # Alipay says paid, with another amount
+        fake.add_trade(f"ORDER_S{i}", "0.01", "TRADE_SUCCESS")
+    add(store, "ORDER_NEW", timedelta(minutes=6))
+    fake.add_trade("ORDER_NEW", "198.01", "TRADE_SUCCESS")
     spy = Spy(store._client)
     store._client = spy
-    policy = reconcile.Policy(min_age=POLICY.min_age, close_after=POLICY.close_after, max_orders=3)
+    policy = reconcile.Policy(min_age=POLICY.min_age, close_after=POLICY.close_after, max_orders=2)
 
-    seen, cursor, passes = [], None, 0
-    while True:
-        report = run(store, fake, policy=policy, cursor=cursor)
-        passes += 1
-        seen += [biz["out_trade_no"] for method, biz in fake.calls if method == "alipay.trade.query"][len(seen):]
-        if report.complete:
-            break
-        assert sum(report.actions.values()) == 3 and report.cursor
-        cursor = reconcile.parse_cursor(json.loads(json.dumps(report.cursor)))  # survives a JSON round trip
-    assert passes == 3 and seen == [f"ORDER_{i}" for i in range(7)]
-    assert all(store.get(f"ORDER_{i}").status == CLOSED for i in range(7))
-    assert "scan" not in spy.ops and "query" in spy.ops
+    first = run(store, fake, policy=policy)
+    assert first.actions == {"mismatch": 2} and not first.complete
+    second = run(store, fake, policy=policy, now=NOW + timedelta(seconds=1))
+    assert second.actions == {"mismatch": 1, "paid": 1} and second.complete
+    assert queried(fake) == ["ORDER_S0", "ORDER_S1", "ORDER_S2", "ORDER_NEW"]
+    assert store.get("ORDER_NEW").status == PAID
+    assert "scan" not in spy.ops and spy.ops.count("query") == 2 * RECONCILE_SHARDS  # one Query per shard and pass
+
+
+def test_an_inconclusive_order_is_looked_at_with_backoff(store, fake):
+    add(store, "ORDER_B", timedelta(hours=1))
+    fake.add_trade("ORDER_B", "0.01", "TRADE_SUCCESS")  # never settles: the amount differs
+    looks, t = [], NOW
+    while t <= NOW + timedelta(minutes=40):
+        if run(store, fake, now=t).actions:
+            looks.append(t - NOW)
+        t += timedelta(seconds=30)
+    assert looks == [timedelta(minutes=m) for m in (0, 1, 3, 7, 15, 31)]  # 1m, 2m, 4m, 8m, 16m apart
+    assert store.get("ORDER_B").reconcile_tries == 6 and store.get("ORDER_B").status == UNPAID
+
+
+def test_a_waiting_order_is_looked_at_again_when_it_expires_not_a_backoff_later(store, fake):
+    add(store, "ORDER_X", timedelta(minutes=29, seconds=30))
+    fake.add_trade("ORDER_X", "198.01")
+    assert run(store, fake).actions == {"waiting": 1}
+    assert indexed(store._client) == {"ORDER_X": clock.iso(NOW + timedelta(seconds=30))}  # its timeout, not 1 minute
+    assert run(store, fake, now=NOW + timedelta(seconds=30)).actions == {"closed": 1}
+
+
+def test_paid_and_closed_orders_are_not_in_the_index(store, fake, alipay_keys):
+    """Sparse: the index holds the orders reconcile must look at, nothing else."""
+    created = add_order({"productId": "P1", "userId": "U1", "orderName": "o", "totalAmount": 19801})["data"]
+    assert created["reconcileAt"] > created["orderDate"] and 0 <= created["reconcileShard"] < RECONCILE_SHARDS
+    add(store, "ORDER_CLOSED", timedelta(minutes=10))
+    assert set(indexed(store._client)) == {created["orderNum"], "ORDER_CLOSED"}
+    for order_num, status in ((created["orderNum"], "TRADE_SUCCESS"), ("ORDER_CLOSED", "TRADE_CLOSED")):
+        notify = alipay.notify_params(app_id=APP_ID, out_trade_no=order_num, total_amount="198.01", trade_status=status)
+        assert pay_notify(notify_event(alipay.sign_notify(notify, alipay_keys.private_key)))["body"] == "success"
+    assert indexed(store._client) == {}
+    assert store.get(created["orderNum"]).status == PAID and store.get("ORDER_CLOSED").status == CLOSED
+    for order_num in (created["orderNum"], "ORDER_CLOSED"):
+        assert not INDEX_ATTRIBUTES & set(item(store._client, order_num))
+
+
+def test_a_late_payment_after_a_close_here_is_found_though_its_notify_is_lost(store, fake):
+    add(store, "ORDER_L", timedelta(hours=1))
+    assert run(store, fake).actions == {"closed_here": 1}  # Alipay knew no trade
+    assert run(store, fake, now=NOW + timedelta(seconds=59)).actions == {}
+    fake.add_trade("ORDER_L", "198.01", "TRADE_SUCCESS")  # the buyer opened the old orderStr and paid; no notify
+    assert run(store, fake, now=NOW + timedelta(minutes=1)).actions == {"paid": 1}
+    assert store.get("ORDER_L").status == PAID and indexed(store._client) == {}
+
+
+def test_a_trade_opened_after_a_close_here_is_closed_at_alipay(store, fake):
+    add(store, "ORDER_O", timedelta(hours=1))
+    assert run(store, fake).actions == {"closed_here": 1}
+    fake.add_trade("ORDER_O", "198.01")  # opened, not paid
+    assert run(store, fake, now=NOW + timedelta(minutes=1)).actions == {"closed": 1}
+    assert fake.trade("ORDER_O").status == "TRADE_CLOSED" and store.get("ORDER_O").status == CLOSED
+    assert indexed(store._client) == {}  # closed at Alipay: final
+
+
+def test_a_trade_closed_notify_takes_a_closed_here_order_out_of_the_index(store, fake, alipay_keys):
+    add(store, "ORDER_N2", timedelta(hours=1))
+    assert run(store, fake).actions == {"closed_here": 1}
+    notify = alipay.notify_params(app_id=APP_ID, out_trade_no="ORDER_N2", total_amount="198.01", trade_status="TRADE_CLOSED")
+    assert pay_notify(notify_event(alipay.sign_notify(notify, alipay_keys.private_key)))["body"] == "success"
+    assert indexed(store._client) == {} and store.get("ORDER_N2").status == CLOSED
+
+
+def test_a_close_here_is_looked_at_only_within_its_window(store, fake, caplog):
+    policy = reconcile.Policy(close_after=timedelta(minutes=30), late_pay_window=timedelta(hours=2))
+    add(store, "ORDER_E2", timedelta(minutes=30))
+    end = NOW + timedelta(hours=2)  # created + close_after + late_pay_window
+    looks, t = [], NOW
+    while t <= end + timedelta(hours=1):
+        report = run(store, fake, policy=policy, now=t)
+        if report.actions:
+            looks.append((t, report.actions))
+        t += timedelta(minutes=1)
+    assert looks[0] == (NOW, {"closed_here": 1}) and looks[-1] == (end, {"retired": 1})
+    assert all(actions == {"waiting": 1} for _, actions in looks[1:-1]) and len(looks) < 12
+    assert indexed(store._client) == {} and store.get("ORDER_E2").status == CLOSED
+    assert "no payment within its window" in caplog.text
+
+
+def test_an_unpaid_order_is_looked_at_for_15_days_at_most(store, fake, caplog):
+    add(store, "ORDER_15", timedelta(days=15))
+    fake.add_trade("ORDER_15", "0.01", "TRADE_SUCCESS")
+    with caplog.at_level(logging.ERROR):
+        assert run(store, fake).actions == {"retired": 1}
+    assert indexed(store._client) == {} and store.get("ORDER_15").status == UNPAID
+    assert "after 15 days" in caplog.text and queried(fake) == ["ORDER_15"]  # a last look first
+
+
+def test_a_stale_look_never_brings_a_settled_order_back(store, fake, alipay_keys):
+    add(store, "ORDER_Z", timedelta(hours=1))
+    (due,), _ = store.due_orders(clock.iso(NOW), 10)
+    notify = alipay.notify_params(app_id=APP_ID, out_trade_no="ORDER_Z", total_amount="198.01")
+    assert pay_notify(notify_event(alipay.sign_notify(notify, alipay_keys.private_key)))["body"] == "success"
+    assert store.reschedule(due, Recheck(clock.iso(NOW + timedelta(minutes=1)), 1)) is False
+    assert indexed(store._client) == {} and store.get("ORDER_Z").status == PAID
+
+
+def test_of_two_overlapping_passes_only_one_moves_an_order(store, fake):
+    add(store, "ORDER_P", timedelta(hours=1))
+    (due,), _ = store.due_orders(clock.iso(NOW), 10)
+    assert store.reschedule(due, Recheck(clock.iso(NOW + timedelta(minutes=1)), 1)) is True
+    assert store.reschedule(due, Recheck(clock.iso(NOW + timedelta(minutes=1)), 1)) is False
+    assert store.get("ORDER_P").reconcile_tries == 1
 
 
 def test_a_pass_stops_when_the_lambda_runs_out_of_time(store, fake):
@@ -175,11 +304,8 @@ def test_handler_runs_a_pass_from_the_environment(store, fake, monkeypatch):
     add(store, "ORDER_H", timedelta(minutes=10))
     fake.add_trade("ORDER_H", "198.01", "TRADE_SUCCESS")
     monkeypatch.setattr(gateway_module, "http_post", fake)
-    monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "60")
     reply = reconcile_handler({"source": "aws.events"}, None)
-    assert reply == {"examined": 1, "actions": {"paid": 1}, "complete": True, "cursor": None}
-    with pytest.raises(ValueError):
-        reconcile_handler({"cursor": {"orderNum": 1}}, None)
+    assert reply == {"examined": 1, "actions": {"paid": 1}, "complete": True}
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5"])
@@ -194,7 +320,7 @@ def test_malformed_policy_is_a_config_error(value):
 def test_a_payment_after_the_close_still_wins(store, fake, alipay_keys):
     """Closed because Alipay knew no trade; the buyer then opens the old orderStr and pays."""
     add(store, "ORDER_L", timedelta(hours=1))
-    assert run(store, fake).actions == {"closed": 1}
+    assert run(store, fake).actions == {"closed_here": 1}
     late = alipay.sign_notify(alipay.notify_params(app_id=APP_ID, out_trade_no="ORDER_L", total_amount="198.01"),
                               alipay_keys.private_key)
     assert pay_notify(notify_event(late))["body"] == "success"

@@ -1,12 +1,16 @@
 """Small pure pieces of reconcile and refunds: durations, schedules, the refund record, inputs."""
-from datetime import timedelta
+import zlib
+from datetime import datetime, timedelta
 
 import pytest
 
 from local import schedule
 from local.server import Function
 from shared import reconcile, validation
-from shared.orders import PAID, REFUND_DONE, REFUND_PENDING, Order, Refund
+from shared.config import ConfigError
+from shared.orders import (
+    CLOSED, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, Refund, reconcile_shard,
+)
 
 
 @pytest.mark.parametrize("text,expected", [("30m", timedelta(minutes=30)), ("2h", timedelta(hours=2)), ("15d", timedelta(days=15))])
@@ -20,15 +24,57 @@ def test_unsupported_timeout_express(text):
         reconcile.timeout_express(text)
 
 
-@pytest.mark.parametrize("value", [None, {"orderNum": "ORDER_1", "orderDate": "2026-11-26T18:00:00+08:00"}])
-def test_cursor_round_trip(value):
-    assert reconcile.parse_cursor(value) == value
+def test_backoff_doubles_from_the_base_up_to_the_cap():
+    policy = reconcile.Policy(backoff=timedelta(minutes=1), backoff_max=timedelta(hours=1))
+    assert [policy.delay(n) for n in range(1, 9)] == [timedelta(minutes=m) for m in (1, 2, 4, 8, 16, 32, 60, 60)]
+    assert policy.delay(10**6) == timedelta(hours=1)  # no overflow however many looks
 
 
-@pytest.mark.parametrize("value", ["x", {"orderNum": "ORDER_1"}, {"orderNum": 1, "orderDate": "d"}])
-def test_bad_cursor(value):
-    with pytest.raises(ValueError):
-        reconcile.parse_cursor(value)
+def test_looking_stops_after_15_days_or_the_late_pay_window():
+    policy = reconcile.Policy(close_after=timedelta(minutes=30), late_pay_window=timedelta(hours=24))
+    created = "2026-11-26T18:00:00+08:00"
+    start = datetime.fromisoformat(created)
+    assert policy.window_end(Due("O", created, UNPAID, created)) == start + timedelta(days=15)
+    assert policy.window_end(Due("O", created, CLOSED, created)) == start + timedelta(hours=24, minutes=30)
+    wide = reconcile.Policy(close_after=timedelta(days=10), late_pay_window=timedelta(days=10))
+    assert wide.window_end(Due("O", created, CLOSED, created)) == start + reconcile.MAX_WINDOW
+
+
+def test_policy_from_the_environment():
+    policy = reconcile.Policy.from_env({"RECONCILE_BACKOFF_SECONDS": "2", "RECONCILE_BACKOFF_MAX_SECONDS": "8",
+                                        "RECONCILE_LATE_PAY_WINDOW_SECONDS": "3600"})
+    assert (policy.backoff, policy.backoff_max, policy.late_pay_window) == (
+        timedelta(seconds=2), timedelta(seconds=8), timedelta(hours=1))
+    assert reconcile.Policy.from_env({}) == reconcile.Policy()
+
+
+@pytest.mark.parametrize("env", [{"RECONCILE_BACKOFF_SECONDS": "0"}, {"RECONCILE_LATE_PAY_WINDOW_SECONDS": str(16 * 86400)},
+                                 {"RECONCILE_CLOSE_AFTER_SECONDS": str(15 * 86400 + 1)}])
+def test_bad_policy(env):
+    with pytest.raises(ConfigError):
+        reconcile.Policy.from_env(env)
+
+
+def test_first_look_is_min_age_after_creation():
+    created = datetime.fromisoformat("2026-11-26T18:00:00+08:00")
+    assert reconcile.first_look(created, {}) == "2026-11-26T18:05:00+08:00"
+    assert reconcile.first_look(created, {"RECONCILE_MIN_AGE_SECONDS": "0"}) == "2026-11-26T18:00:00+08:00"
+
+
+def test_shards_are_stable_and_spread():
+    shards = [reconcile_shard(f"ORDER_{i}") for i in range(800)]
+    assert set(shards) == set(range(RECONCILE_SHARDS))
+    assert reconcile_shard("ORDER_1") == zlib.crc32(b"ORDER_1") % RECONCILE_SHARDS  # not the salted hash()
+
+
+def test_an_order_is_in_the_reconcile_index_only_with_reconcile_at():
+    order = Order("ORDER_1", "P", "U", "n", 1, order_date="2026-11-26T18:00:00+08:00")
+    assert not {"reconcileShard", "reconcileAt", "reconcileTries"} & set(order.to_dict())
+    due = Order(**{**order.__dict__, "reconcile_at": "2026-11-26T18:05:00+08:00", "reconcile_tries": 2})
+    item = due.to_dict()
+    assert (item["reconcileShard"], item["reconcileAt"], item["reconcileTries"]) == (
+        reconcile_shard("ORDER_1"), "2026-11-26T18:05:00+08:00", 2)
+    assert Order.from_dict(item) == due
 
 
 def test_order_with_refunds_round_trips_through_its_item():
