@@ -28,7 +28,8 @@ def stack_with(env: dict, local_dir, log):
 @pytest.fixture(scope="module")
 def scheduled(local_dir, tmp_path_factory):
     running = stack_with(
-        {"RECONCILE_INTERVAL_SECONDS": "0.3", "RECONCILE_MIN_AGE_SECONDS": "0", "RECONCILE_CLOSE_AFTER_SECONDS": str(CLOSE_AFTER)},
+        {"RECONCILE_INTERVAL_SECONDS": "0.3", "RECONCILE_MIN_AGE_SECONDS": "0", "RECONCILE_CLOSE_AFTER_SECONDS": str(CLOSE_AFTER),
+         "RECONCILE_BACKOFF_SECONDS": "1", "RECONCILE_BACKOFF_MAX_SECONDS": "1"},
         local_dir, tmp_path_factory.mktemp("log") / "scheduled.log",
     )
     yield running
@@ -62,7 +63,18 @@ def test_an_abandoned_order_is_closed_by_the_scheduled_reconcile(scheduled):
     assert status_of(scheduled, out_trade_no) == 0
     assert wait_until(lambda: status_of(scheduled, out_trade_no), lambda s: s == 2, seconds=CLOSE_AFTER + 20) == 2
     assert http("GET", f"{scheduled.url}/sandbox/trades/{out_trade_no}")[0] == 404
-    assert scheduled.log_lines(f"reconcile: {out_trade_no} -> TRADE_CLOSED (expired, closed at Alipay)")
+    assert scheduled.log_lines(f"reconcile: {out_trade_no} -> TRADE_CLOSED (expired, Alipay knows no trade; closed here")
+
+
+def test_a_late_payment_after_the_close_is_found_though_its_notify_is_dropped(scheduled):
+    """Closed here because Alipay knew no trade; the app still holds the orderStr and the buyer
+    pays it later, and that notify is lost too: the order's later looks find the payment."""
+    order_str, out_trade_no = pay(scheduled)
+    assert wait_until(lambda: status_of(scheduled, out_trade_no), lambda s: s == 2, seconds=CLOSE_AFTER + 20) == 2
+    assert app_pay(scheduled, order_str, "?outcome=drop")["resultStatus"] == "9000"
+    assert wait_until(lambda: status_of(scheduled, out_trade_no), lambda s: s == 1) == 1
+    assert trade(scheduled, out_trade_no)["deliveries"] == []
+    assert scheduled.log_lines(f"order {out_trade_no} was closed but Alipay reports it paid")
 
 
 def test_make_reconcile_runs_one_pass_against_the_running_stack(manual, local_dir):

@@ -325,3 +325,24 @@ def test_a_payment_after_the_close_still_wins(store, fake, alipay_keys):
                               alipay_keys.private_key)
     assert pay_notify(notify_event(late))["body"] == "success"
     assert store.get("ORDER_L").status == PAID
+
+
+def test_backfill_puts_orders_from_before_the_index_into_it(store, fake):
+    """Rows written before the reconcile index lack its attributes; the one-off backfill enlists
+    the unpaid ones and the closed ones still within the late-pay window, and nothing else."""
+    from deploy.backfill_reconcile import backfill
+
+    for order_num, age, status in (("ORDER_OLD0", timedelta(hours=2), UNPAID), ("ORDER_OLD2", timedelta(hours=3), CLOSED),
+                                   ("ORDER_OLD2_GONE", timedelta(days=3), CLOSED), ("ORDER_OLD1", timedelta(hours=1), PAID)):
+        store.create(Order(order_num, "P1", "U1", "order", 19801, status=status, order_date=clock.iso(NOW - age)))
+    add(store, "ORDER_NEW", timedelta(minutes=1))  # already in the index: left as it is
+    before = indexed(store._client)
+    assert backfill(store._client, TABLE, NOW, POLICY, dry_run=True) == {"unpaid": 1, "closed": 1, "changed": 0}
+    assert indexed(store._client) == before
+    assert backfill(store._client, TABLE, NOW, POLICY) == {"unpaid": 1, "closed": 1, "changed": 0}
+    assert indexed(store._client) == {**before, "ORDER_OLD0": clock.iso(NOW), "ORDER_OLD2": clock.iso(NOW)}
+    assert backfill(store._client, TABLE, NOW, POLICY) == {"unpaid": 0, "closed": 0, "changed": 0}  # idempotent
+
+    fake.add_trade("ORDER_OLD0", "198.01", "TRADE_SUCCESS")  # its notify was lost before the upgrade
+    assert run(store, fake).actions == {"paid": 1, "waiting": 1}  # the closed one: no trade yet, looked at again
+    assert store.get("ORDER_OLD0").status == PAID and set(indexed(store._client)) == {"ORDER_OLD2", "ORDER_NEW"}
