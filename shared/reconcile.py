@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
@@ -31,7 +31,7 @@ from . import clock, orderstr
 from .config import ConfigError
 from .gateway import TRADE_NOT_EXIST, AlipayError, AlipayGateway, GatewayError
 from .orders import (
-    CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, UNPAID, WAITING_TRADE_STATUS, Due, OrderStore, Outcome, Recheck,
+    CLOSED, CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, UNPAID, WAITING_TRADE_STATUS, Due, OrderStore, Outcome, Recheck,
     apply_trade_status,
 )
 
@@ -189,7 +189,7 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
         if due.status != UNPAID:
             return later(store, due, now, policy, "waiting")
         # Alipay knows no trade: closed here only, and looked at again until its window ends.
-        local, recheck = True, _next_look(due, now, policy)
+        local, recheck = True, _next_look(replace(due, status=CLOSED), now, policy)  # a closed order's window
     except GatewayError as exc:
         log.warning("reconcile: close %s failed: %s", order_num, exc)
         return later(store, due, now, policy, "error")

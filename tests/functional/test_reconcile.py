@@ -268,6 +268,13 @@ def test_a_close_here_is_looked_at_only_within_its_window(store, fake, caplog):
     assert "no payment within its window" in caplog.text
 
 
+def test_an_order_first_closed_here_after_its_window_is_not_looked_at_again(store, fake):
+    policy = reconcile.Policy(close_after=timedelta(minutes=30), late_pay_window=timedelta(hours=24))
+    add(store, "ORDER_LATE", timedelta(days=2))  # e.g. reconcile was down for two days
+    assert run(store, fake, policy=policy).actions == {"closed_here": 1}
+    assert store.get("ORDER_LATE").status == CLOSED and indexed(store._client) == {}
+
+
 def test_an_unpaid_order_is_looked_at_for_15_days_at_most(store, fake, caplog):
     add(store, "ORDER_15", timedelta(days=15))
     fake.add_trade("ORDER_15", "0.01", "TRADE_SUCCESS")
