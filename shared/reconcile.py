@@ -149,16 +149,16 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
     except AlipayError as exc:
         if exc.sub_code != TRADE_NOT_EXIST:
             log.warning("reconcile: query %s failed: %s", order_num, exc)
-            return later(store, due, now, policy, "error")
+            return _later(store, due, now, policy, "error")
         trade, status = None, "TRADE_NOT_EXIST"
     except GatewayError as exc:
         log.warning("reconcile: query %s failed: %s", order_num, exc)
-        return later(store, due, now, policy, "error")
+        return _later(store, due, now, policy, "error")
 
     if trade is not None and status != WAITING_TRADE_STATUS:
         if status not in KNOWN_TRADE_STATUSES:
             log.error("reconcile: %s has unknown trade_status %r", order_num, status[:40])
-            return later(store, due, now, policy, "error")
+            return _later(store, due, now, policy, "error")
         try:
             paid_at = clock.parse_alipay_time(trade.send_pay_date) if trade.send_pay_date else None
         except ValueError:
@@ -167,32 +167,38 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
             result = apply_trade_status(store, order_num, status, trade.total_cents, trade.trade_no, paid_at)
         except ValueError as exc:  # e.g. a paid answer without total_amount or trade_no
             log.error("reconcile: %s: cannot apply %s: %s", order_num, status, exc)
-            return later(store, due, now, policy, "error")
+            return _later(store, due, now, policy, "error")
         if result.outcome is Outcome.MISMATCH:
             log.error("reconcile: Alipay's amount for %s differs from the order; not applied", order_num)
-            return later(store, due, now, policy, "mismatch")
+            return _later(store, due, now, policy, "mismatch")
         return _outcome(order_num, status, result.outcome)
 
     expires = datetime.fromisoformat(due.order_date) + policy.close_after
     if due.status == UNPAID and now < expires:
-        return later(store, due, now, policy, "waiting", not_after=expires)
+        return _later(store, due, now, policy, "waiting", not_after=expires)
     if due.status != UNPAID and trade is None:  # closed here, still no trade: look again later
-        return later(store, due, now, policy, "waiting")
-    # Expired (unpaid), or closed here and the buyer opened the orderStr since: close it at Alipay.
+        return _later(store, due, now, policy, "waiting")
+    return _close(store, gateway, due, now, policy)
+
+
+def _close(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetime, policy: Policy) -> str:
+    """Expired (unpaid), or closed here and the buyer opened the orderStr since: close it at Alipay,
+    then here; if Alipay knows no trade, here only, and the order stays in the index."""
+    order_num = due.order_num
     local, recheck = False, None
     try:
         gateway.trade_close(order_num)
     except AlipayError as exc:
         if exc.sub_code != TRADE_NOT_EXIST:  # e.g. ACQ.TRADE_STATUS_ERROR: paid meanwhile; next look sees it
             log.warning("reconcile: close %s refused: %s", order_num, exc)
-            return later(store, due, now, policy, "error")
+            return _later(store, due, now, policy, "error")
         if due.status != UNPAID:
-            return later(store, due, now, policy, "waiting")
+            return _later(store, due, now, policy, "waiting")
         # Alipay knows no trade: closed here only, and looked at again until its window ends.
         local, recheck = True, _next_look(replace(due, status=CLOSED), now, policy)  # a closed order's window
     except GatewayError as exc:
         log.warning("reconcile: close %s failed: %s", order_num, exc)
-        return later(store, due, now, policy, "error")
+        return _later(store, due, now, policy, "error")
     outcome = apply_trade_status(store, order_num, CLOSED_TRADE_STATUS, None, recheck=recheck).outcome
     if outcome is Outcome.APPLIED or (outcome is Outcome.ALREADY and not local):
         how = "closed at Alipay" if not local else "Alipay knows no trade; closed here, " + (
@@ -210,7 +216,7 @@ def _next_look(due: Due, now: datetime, policy: Policy, not_after: Optional[date
     return Recheck(clock.iso(at), due.tries + 1)
 
 
-def later(store: ReconcileStore, due: Due, now: datetime, policy: Policy, action: str,
+def _later(store: ReconcileStore, due: Due, now: datetime, policy: Policy, action: str,
           not_after: Optional[datetime] = None) -> str:
     """Move an order this look could not settle to its next look, or out of the index when its
     window is over (then the action reads ``retired``)."""
