@@ -1,10 +1,13 @@
 """reconcile on moto's DynamoDB against a fake Alipay: dropped notifies, abandoned orders, bounds,
 and the sparse reconcile index: backoff, late payments after a local close, the 15-day bound."""
+import itertools
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from functions.add_order.handler import handler as add_order
 from functions.pay_notify.handler import handler as pay_notify
@@ -353,3 +356,61 @@ def test_backfill_puts_orders_from_before_the_index_into_it(store, fake):
     fake.add_trade("ORDER_OLD0", "198.01", "TRADE_SUCCESS")  # its notify was lost before the upgrade
     assert run(store, fake).actions == {"paid": 1, "waiting": 1}  # the closed one: no trade yet, looked at again
     assert store.get("ORDER_OLD0").status == PAID and set(indexed(store._client)) == {"ORDER_OLD2", "ORDER_NEW"}
+
+
+SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+EVENTS = st.lists(st.one_of(
+    st.tuples(st.just("wait"), st.integers(1, 12 * 60)),  # minutes
+    st.sampled_from([("open",), ("pay",), ("notify",), ("pass",)]),
+), max_size=14)
+_orders = itertools.count()
+
+
+@settings(max_examples=20, **SETTINGS)
+@given(events=EVENTS)
+def test_the_index_holds_the_orders_that_may_still_change_and_late_payments_are_found(store, fake, alipay_keys, events):
+    """Any interleaving of the buyer (opens, pays: its notify lost), notifies and passes: a paid
+    order or one closed at Alipay is never in the index, an unpaid one always is; and once the
+    order's looks run out, a payment made within the window is never missed."""
+    order_num, t, paid_at = f"ORDER_PROP_{next(_orders)}", NOW, None
+    store.create(Order(order_num, "P1", "U1", "order", 19801, order_date=clock.iso(NOW),
+                       reconcile_at=clock.iso(NOW + POLICY.min_age)))
+
+    def check():
+        order, trade = store.get(order_num), fake.trade(order_num)
+        closed_at_alipay = trade is not None and trade.status == "TRADE_CLOSED"
+        if order.status == PAID or closed_at_alipay:
+            assert order.reconcile_at is None and order.status == (CLOSED if closed_at_alipay else PAID)
+        elif order.status == UNPAID or t < NOW + POLICY.close_after + POLICY.late_pay_window:
+            assert order.reconcile_at is not None  # unpaid, or closed here only and within its window
+
+    for event in events:
+        trade = fake.trade(order_num)
+        if event[0] == "wait":
+            t += timedelta(minutes=event[1])
+        elif event[0] == "open" and trade is None:
+            fake.add_trade(order_num, "198.01")
+        elif event[0] == "pay" and (trade is None or trade.status == "WAIT_BUYER_PAY"):
+            if trade is None:
+                fake.add_trade(order_num, "198.01", "TRADE_SUCCESS")
+            else:
+                fake.set_status(order_num, "TRADE_SUCCESS")
+            paid_at = t
+        elif event[0] == "notify" and trade is not None and trade.status == "TRADE_SUCCESS":
+            params = alipay.notify_params(app_id=APP_ID, out_trade_no=order_num, total_amount="198.01", trade_no=trade.trade_no)
+            assert pay_notify(notify_event(alipay.sign_notify(params, alipay_keys.private_key)))["body"] == "success"
+        elif event[0] == "pass":
+            run(store, fake, now=t)
+        check()
+    for _ in range(60):  # follow the order's own looks until it leaves the index
+        due = store.get(order_num).reconcile_at
+        if due is None:
+            break
+        t = max(t, datetime.fromisoformat(due))
+        run(store, fake, now=t)
+        check()
+    else:
+        pytest.fail("the order is still looked at after 60 looks")
+    if paid_at is not None and paid_at <= NOW + POLICY.close_after + POLICY.late_pay_window:
+        assert store.get(order_num).status == PAID
+    assert fake.trade(order_num) is None or fake.trade(order_num).status != "WAIT_BUYER_PAY"  # never left open
