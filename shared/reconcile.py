@@ -24,6 +24,7 @@ from . import clock, orderstr
 from .config import ConfigError
 from .gateway import TRADE_NOT_EXIST, AlipayError, AlipayGateway, GatewayError
 from .orders import CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, WAITING_TRADE_STATUS, OrderStore, Outcome, apply_trade_status
+from .repository import reconcile_order_worst_case_seconds
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +173,13 @@ def run(
     cursor: Optional[Cursor] = None,
     time_left: Callable[[], float] = lambda: float("inf"),
 ) -> Report:
-    """One bounded pass. ``time_left`` (seconds) stops it early, keeping room for one more order."""
+    """One bounded pass. ``time_left`` (seconds) stops it early: an order is taken only while its
+    worst case fits (``repository.reconcile_order_worst_case_seconds``)."""
     now = clock.now() if now is None else now
     older_than = clock.iso(now - policy.min_age)
     report = Report()
     budget = policy.max_orders
-    reserve = 2 * gateway.timeout + 1  # a query and a close, each bounded by the gateway timeout
+    reserve = reconcile_order_worst_case_seconds(gateway.timeout)
     last = cursor
     while True:
         rows, after = store.unpaid_orders(older_than, min(PAGE_SIZE, budget), last)

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from .gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
 from .idempotency import COMPLETED, IN_PROGRESS, Record
 from .orders import (
     CLOSED, MAX_REFUNDS, PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order, OrderExists, Outcome, Refund, Transition, judge,
@@ -22,6 +23,8 @@ STATUS_INDEX = "status-orderDate"  # serverless.yml's GSI on the Order table (st
 MAX_BACKOFF = 20.0  # botocore's cap on one retry delay (retries/standard.py ExponentialBackoff)
 NOTIFY_DEADLINE = 5.0  # Alipay must read our answer within this, or it counts the delivery failed
 NOTIFY_COMPUTE_ALLOWANCE = 0.5  # parse + RSA2 verify + logging, measured in milliseconds; generous
+HTTP_API_TIMEOUT = 30.0  # API Gateway HTTP API's integration timeout (its maximum): pay must answer first
+# One Alipay gateway call, whole: shared/gateway.py http_post ends by its timeout (GATEWAY_TIMEOUT).
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,17 @@ def notify_worst_case_seconds() -> float:
 
 
 def pay_worst_case_seconds() -> float:
-    """pay's worst case: a cold key read; Idempotency-Key claim, Order put, record completion."""
-    return SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
+    """pay's worst case, on its longest path (channel=precreate with an Idempotency-Key, keys cold):
+    two key reads (the app's private key; Alipay's public key, to verify the gateway's answer),
+    three DynamoDB calls (key claim, Order put, key completion or release), one gateway call."""
+    return (2 * SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + GATEWAY_TIMEOUT
+            + NOTIFY_COMPUTE_ALLOWANCE)
+
+
+def reconcile_order_worst_case_seconds(gateway_timeout: float = GATEWAY_TIMEOUT) -> float:
+    """What a reconcile pass must have left to take one more order: ``alipay.trade.query`` and
+    ``alipay.trade.close``, the conditional write, and the read of the next page that may follow."""
+    return 2 * gateway_timeout + 2 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
 
 
 # --- clients --------------------------------------------------------------------------------------
