@@ -310,14 +310,15 @@ class DynamoOrderRepository:
             names, {**values, ":rec": _to_attr(refund.to_dict()), ":max": _to_attr(MAX_REFUNDS)},
         )
         if applied or before is None or before.refunds:
-            return applied, before
+            return applied or _landed(before, out_request_no, refund), before
         names.pop("#rid")  # no refund yet (or every one was released): the map is created whole
-        return self._update(
+        applied, before = self._update(
             order_num,
             "SET refunds = :one, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents",
             condition + " AND (attribute_not_exists(refunds) OR size(refunds) = :zero)",
             names, {**values, ":one": _to_attr({out_request_no: refund.to_dict()})},
         )
+        return applied or _landed(before, out_request_no, refund), before
 
     def settle_refund(self, order_num: str, out_request_no: str, cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]:
         """Mark a pending refund done (Alipay confirmed it)."""
@@ -338,6 +339,12 @@ class DynamoOrderRepository:
             {"#rid": out_request_no, "#status": "status"},
             {":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents)},
         )
+
+
+def _landed(before: Optional[Order], out_request_no: str, refund: Refund) -> bool:
+    """A failed condition on our own earlier attempt: it landed, its answer was lost, botocore
+    retried. The record there is exactly ours, ``attempt`` token included (None never matches)."""
+    return refund.attempt is not None and before is not None and before.refunds.get(out_request_no) == refund
 
 
 _repositories: Dict[Any, Any] = {}
