@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
+from .gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT  # one gateway call, whole (http_post ends by it)
 from .idempotency import COMPLETED, IN_PROGRESS, Record
 from .orders import (
     CLOSED, MAX_REFUNDS, PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order, OrderExists, Outcome, Refund, Transition, judge,
@@ -24,7 +24,6 @@ MAX_BACKOFF = 20.0  # botocore's cap on one retry delay (retries/standard.py Exp
 NOTIFY_DEADLINE = 5.0  # Alipay must read our answer within this, or it counts the delivery failed
 NOTIFY_COMPUTE_ALLOWANCE = 0.5  # parse + RSA2 verify + logging, measured in milliseconds; generous
 HTTP_API_TIMEOUT = 30.0  # API Gateway HTTP API's integration timeout (its maximum): pay must answer first
-# One Alipay gateway call, whole: shared/gateway.py http_post ends by its timeout (GATEWAY_TIMEOUT).
 
 
 @dataclass(frozen=True)
