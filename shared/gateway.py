@@ -5,7 +5,7 @@ Standard library only (``http.client`` + ``ssl``), so the Lambda package stays s
 1. the common parameters plus ``biz_content``, signed RSA2 (shared/orderstr.py, shared/signing.py);
    like the official SDK's ``DefaultAlipayClient.execute``, the common parameters and ``sign``
    travel in the URL query and ``biz_content`` in the form body;
-2. one POST with bounded connect/read time and a bounded response size;
+2. one POST that ends by one deadline (connect and every read included) and a bounded response size;
 3. the answer trusted only once its ``sign`` verifies over the exact raw text of the
    ``<method>_response`` value as it appears in the body (never a re-serialisation).
 
@@ -15,6 +15,7 @@ when Alipay answered, signed, with a code other than 10000.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -102,26 +103,42 @@ def check_url(url: str) -> str:
 
 
 def http_post(url: str, query: str, body: bytes, timeout: float) -> bytes:
-    """POST ``body`` to ``url?query``.
+    """POST ``body`` to ``url?query``; the answer, or ``GatewayError``, within ``timeout`` seconds of the start.
 
-    Connecting and every socket read time out after ``timeout`` seconds, and the body is read
-    in chunks against a deadline of ``timeout`` from the start: a silent or dripping gateway
-    costs a few seconds, never a hung Lambda.
+    One deadline for the whole call: connecting, the TLS handshake, sending, the wait for the
+    response headers and every read of the body each wait only for what is left of it. (Per-step
+    timeouts alone let a slow connect, a slow first byte and a dripping body take several times
+    ``timeout``.) Name resolution is the one step no socket timeout bounds.
     """
     import http.client  # noqa: PLC0415 - with ssl ~20 ms of cold start; only gateway calls need them
+    import socket  # noqa: PLC0415
     import ssl  # noqa: PLC0415
 
     parts = urlsplit(url)
     deadline = time.monotonic() + timeout
-    if parts.scheme == "https":
-        conn: "http.client.HTTPConnection" = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
+    context = ssl.create_default_context() if parts.scheme == "https" else None
+    if context is not None:
+        conn: "http.client.HTTPConnection" = http.client.HTTPSConnection(parts.hostname, parts.port, context=context)
     else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port)
+
+    def send(data: bytes) -> None:  # the request line and headers, then the body
+        conn.sock.settimeout(_left(deadline))
+        http.client.HTTPConnection.send(conn, data)
+
+    def response(sock, *args, **kwargs) -> "http.client.HTTPResponse":
+        reply = http.client.HTTPResponse(sock, *args, **kwargs)
+        reply.fp = io.BufferedReader(_Within(reply.fp.detach(), sock, deadline))  # status line, headers, body
+        return reply
+
+    conn.send, conn.response_class = send, response  # http.client's own hooks, per connection
     path = (parts.path or "/") + "?" + query
     headers = {"Content-Type": f"application/x-www-form-urlencoded;charset={orderstr.CHARSET}"}
     try:
+        conn.sock = socket.create_connection((conn.host, conn.port), _left(deadline))
+        if context is not None:
+            conn.sock.settimeout(_left(deadline))  # the handshake is one bounded wait
+            conn.sock = context.wrap_socket(conn.sock, server_hostname=conn.host)
         conn.request("POST", path, body=body, headers=headers)
         reply = conn.getresponse()
         chunks: List[bytes] = []
@@ -143,6 +160,33 @@ def http_post(url: str, query: str, body: bytes, timeout: float) -> bytes:
         raise GatewayError(f"gateway unreachable: {type(exc).__name__}") from None
     finally:
         conn.close()
+
+
+def _left(deadline: float) -> float:
+    """Seconds until ``deadline``; none left is a timeout, like the socket's own (an OSError)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the gateway call's deadline has passed")
+    return left
+
+
+class _Within(io.RawIOBase):
+    """The response's socket stream; each read waits only for what is left until ``deadline``."""
+
+    def __init__(self, raw: io.RawIOBase, sock, deadline: float) -> None:
+        super().__init__()
+        self._raw, self._sock, self._deadline = raw, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> Optional[int]:
+        self._sock.settimeout(_left(self._deadline))
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 # --- 3. the answer -----------------------------------------------------------------------------

@@ -85,17 +85,22 @@ class Refund:
     requested_at: str
     refunded_at: Optional[str] = None
     reason: Optional[str] = None
+    # Random per write that records it: a retried write that had landed finds its own token there.
+    attempt: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         item: Dict[str, Any] = {"amount": self.cents, "status": self.status, "requestedAt": self.requested_at}
-        for key, value in (("refundedAt", self.refunded_at), ("reason", self.reason)):
+        for key, value in (("refundedAt", self.refunded_at), ("reason", self.reason), ("attempt", self.attempt)):
             if value is not None:
                 item[key] = value
         return item
 
     @classmethod
     def from_dict(cls, item: Mapping[str, Any]) -> "Refund":
-        return cls(int(item["amount"]), item["status"], item["requestedAt"], item.get("refundedAt"), item.get("reason"))
+        return cls(
+            int(item["amount"]), item["status"], item["requestedAt"], item.get("refundedAt"), item.get("reason"),
+            item.get("attempt"),
+        )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from .orders import (
     CLOSED, CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, UNPAID, WAITING_TRADE_STATUS, Due, OrderStore, Outcome, Recheck,
     apply_trade_status,
 )
+from .repository import reconcile_order_worst_case_seconds
 
 log = logging.getLogger(__name__)
 
@@ -249,11 +250,12 @@ def run(
     now: Optional[datetime] = None,
     time_left: Callable[[], float] = lambda: float("inf"),
 ) -> Report:
-    """One bounded pass. ``time_left`` (seconds) stops it early, keeping room for one more order."""
+    """One bounded pass. ``time_left`` (seconds) stops it early: an order is taken only while its
+    worst case fits (``repository.reconcile_order_worst_case_seconds``)."""
     now = clock.now() if now is None else now
     report = Report()
     due, more = store.due_orders(clock.iso(now), policy.max_orders)
-    reserve = 2 * gateway.timeout + 1  # a query and a close, each bounded by the gateway timeout
+    reserve = reconcile_order_worst_case_seconds(gateway.timeout)
     for order in due:
         if time_left() < reserve:
             return report

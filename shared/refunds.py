@@ -9,7 +9,9 @@ asking Alipay means two concurrent refunds cannot both fit in the same paid cent
 When Alipay's answer is unknown (timeout, system error) the reservation stays: its cents remain
 committed, and calling again with the same out_request_no asks Alipay again, which answers a
 repeat with the original result (``fund_change`` N) instead of refunding twice. Only a definite
-refusal to the call that made the reservation gives the cents back.
+refusal to the call that made the reservation gives the cents back; that call knows its own
+reservation by a random ``attempt`` token written with it, also when the write landed but its
+answer was lost and botocore's retry found the record already there.
 
 The order's status stays 1 (paid) whatever is refunded; Alipay's later notify (TRADE_SUCCESS
 after a partial refund, TRADE_CLOSED after a full one) moves nothing (see orders.judge).
@@ -17,6 +19,7 @@ after a partial refund, TRADE_CLOSED after a full one) moves nothing (see orders
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, Optional, Protocol, Tuple, Union
@@ -74,6 +77,7 @@ class RefundResult:
             "outRequestNo": self.request.out_request_no,
             **self.refund.to_dict(),
         }
+        data.pop("attempt", None)  # the ledger's own bookkeeping
         if self.order is not None:
             data["totalAmount"] = self.order.total_cents
             data["refundedAmount"] = self.order.refunded_cents
@@ -102,7 +106,7 @@ def _reserve(store: RefundStore, req: RefundRequest, at: Optional[datetime]) -> 
             return RefundResult(409, f"refundAmount exceeds what is left to refund ({left} cents)", req, order=order)
         if len(order.refunds) >= MAX_REFUNDS:
             return RefundResult(409, f"at most {MAX_REFUNDS} refunds per order", req, order=order)
-        refund = Refund(cents, REFUND_PENDING, clock.iso(at), reason=req.reason)
+        refund = Refund(cents, REFUND_PENDING, clock.iso(at), reason=req.reason, attempt=secrets.token_hex(16))
         applied, _ = store.add_refund(req.out_trade_no, order.total_cents, req.out_request_no, refund)
         if applied:
             return refund, True
@@ -134,7 +138,7 @@ def refund(store: RefundStore, gateway: AlipayGateway, req: RefundRequest, at: O
     if not applied and (before is None or req.out_request_no not in before.refunds):
         # A concurrent call's definite refusal released the record while this call's retry went
         # through at Alipay: put the (now certain) refund back.
-        done = Refund(record.cents, REFUND_DONE, record.requested_at, refunded_at, record.reason)
+        done = Refund(record.cents, REFUND_DONE, record.requested_at, refunded_at, record.reason, secrets.token_hex(16))
         applied = before is not None and store.add_refund(req.out_trade_no, before.total_cents, req.out_request_no, done)[0]
         if not applied:
             log.error("refund %s/%s done at Alipay but not recorded", req.out_trade_no, req.out_request_no)

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from .gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT  # one gateway call, whole (http_post ends by it)
 from .idempotency import COMPLETED, IN_PROGRESS, Record
 from .orders import (
     CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, Outcome,
@@ -26,6 +27,7 @@ LEAVE_INDEX = "REMOVE reconcileShard, reconcileAt, reconcileTries"
 MAX_BACKOFF = 20.0  # botocore's cap on one retry delay (retries/standard.py ExponentialBackoff)
 NOTIFY_DEADLINE = 5.0  # Alipay must read our answer within this, or it counts the delivery failed
 NOTIFY_COMPUTE_ALLOWANCE = 0.5  # parse + RSA2 verify + logging, measured in milliseconds; generous
+HTTP_API_TIMEOUT = 30.0  # API Gateway HTTP API's integration timeout (its maximum): pay must answer first
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,17 @@ def notify_worst_case_seconds() -> float:
 
 
 def pay_worst_case_seconds() -> float:
-    """pay's worst case: a cold key read; Idempotency-Key claim, Order put, record completion."""
-    return SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
+    """pay's worst case, on its longest path (channel=precreate with an Idempotency-Key, keys cold):
+    two key reads (the app's private key; Alipay's public key, to verify the gateway's answer),
+    three DynamoDB calls (key claim, Order put, key completion or release), one gateway call."""
+    return (2 * SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + GATEWAY_TIMEOUT
+            + NOTIFY_COMPUTE_ALLOWANCE)
+
+
+def reconcile_order_worst_case_seconds(gateway_timeout: float = GATEWAY_TIMEOUT) -> float:
+    """What a reconcile pass must have left to take one more order: ``alipay.trade.query`` and
+    ``alipay.trade.close``, and two conditional writes (a refused transition, then the reschedule)."""
+    return 2 * gateway_timeout + 2 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
 
 
 # --- clients --------------------------------------------------------------------------------------
@@ -335,14 +346,15 @@ class DynamoOrderRepository:
             names, {**values, ":rec": _to_attr(refund.to_dict()), ":max": _to_attr(MAX_REFUNDS)},
         )
         if applied or before is None or before.refunds:
-            return applied, before
+            return applied or _landed(before, out_request_no, refund), before
         names.pop("#rid")  # no refund yet (or every one was released): the map is created whole
-        return self._update(
+        applied, before = self._update(
             order_num,
             "SET refunds = :one, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents",
             condition + " AND (attribute_not_exists(refunds) OR size(refunds) = :zero)",
             names, {**values, ":one": _to_attr({out_request_no: refund.to_dict()})},
         )
+        return applied or _landed(before, out_request_no, refund), before
 
     def settle_refund(self, order_num: str, out_request_no: str, cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]:
         """Mark a pending refund done (Alipay confirmed it)."""
@@ -363,6 +375,12 @@ class DynamoOrderRepository:
             {"#rid": out_request_no, "#status": "status"},
             {":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents)},
         )
+
+
+def _landed(before: Optional[Order], out_request_no: str, refund: Refund) -> bool:
+    """A failed condition on our own earlier attempt: it landed, its answer was lost, botocore
+    retried. The record there is exactly ours, ``attempt`` token included (None never matches)."""
+    return refund.attempt is not None and before is not None and before.refunds.get(out_request_no) == refund
 
 
 _repositories: Dict[Any, Any] = {}

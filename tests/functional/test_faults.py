@@ -10,12 +10,14 @@ import pytest
 from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared import repository
+from shared import refunds, repository
 from shared.orders import PAID, UNPAID, Order
+from shared.validation import RefundRequest
 
 from .. import faults
 from ..faults import sleeps  # noqa: F401 - fixture
-from ..conftest import APP_ID, notify_event, pay_event, stored_items
+from ..conftest import APP_ID, TABLE, notify_event, pay_event, stored_items
+from ..emulated_alipay import EmulatedAlipay
 
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
 ALL_FAULTS = [faults.THROTTLED, faults.THROTTLING, faults.INTERNAL_ERROR, faults.UNAVAILABLE,
@@ -127,3 +129,48 @@ def test_no_order_is_lost_across_a_burst_of_faults(client, store, sleeps):
             issued.append(body(reply)["data"]["outTradeNo"])
     stored = sorted(i["orderNum"]["S"] for i in stored_items(client))
     assert stored == sorted(issued) and len(issued) >= 3
+
+
+REFUSED = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH", "sub_msg": "卖家余额不足"}
+
+
+@pytest.mark.parametrize("earlier_refund", [False, True], ids=["first-refund", "another-refund-before"])
+def test_a_refund_reservation_that_landed_but_timed_out_is_released_on_refusal(
+    client, dynamodb, app_keys, alipay_keys, sleeps, earlier_refund
+):
+    """The reserving UpdateItem is applied, its answer lost, botocore retries: the retry's condition
+    fails on our own record. It must still count as this call's reservation, so Alipay's definite
+    refusal gives the cents back instead of stranding them as someone else's PENDING refund."""
+    store = repository.DynamoOrderRepository(TABLE, client)  # the handlers' client, faults and all
+    store.create(Order("ORDER_R", "P1", "U1", "o", 19801, status=PAID, trade_no="2026112622001400000000000001"))
+    fake = EmulatedAlipay(app_keys, alipay_keys)
+    fake.add_trade("ORDER_R", "198.01", "TRADE_SUCCESS")
+    if earlier_refund:
+        assert refunds.refund(store, fake.gateway(), RefundRequest("ORDER_R", "R0", 801)).code == 200
+
+    landed, sent = [], []
+
+    def land_then_time_out(request, **_):
+        """The first UpdateItem that applies is applied here and its answer lost; any other goes through."""
+        sent.append(1)
+        if landed:
+            return None
+        update = json.loads(request.body)
+        update.pop("ReturnValuesOnConditionCheckFailure", None)
+        try:
+            dynamodb.update_item(**update)
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            return None  # does not land: DynamoDB (moto) answers it as it is
+        landed.append(update)
+        return faults.READ_TIMEOUT(request)
+
+    client.meta.events.register_first("before-send.dynamodb.UpdateItem", land_then_time_out)
+    fake.answer_next = REFUSED
+    result = refunds.refund(store, fake.gateway(), RefundRequest("ORDER_R", "R1", 5000))
+    assert landed and "R1" in json.dumps(landed[0]) and len(sent) >= 2  # the reservation landed, then was retried
+    assert result.code == 422, result.msg
+    order = store.get("ORDER_R")
+    assert set(order.refunds) == ({"R0"} if earlier_refund else set())
+    assert order.refunded_cents == (801 if earlier_refund else 0)
+    again = refunds.refund(store, fake.gateway(), RefundRequest("ORDER_R", "R1", 5000))  # the cents are free again
+    assert again.code == 200 and "attempt" not in again.data()  # the token stays in the ledger

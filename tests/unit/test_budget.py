@@ -1,4 +1,4 @@
-"""The notify's time budget, checked as arithmetic over the configured clients (no sleeping)."""
+"""The time budgets (notify, pay, reconcile), checked as arithmetic over the configured clients (no sleeping)."""
 import types
 
 import pytest
@@ -7,7 +7,9 @@ from botocore.retries import standard
 
 from local import schema
 from shared import repository
-from shared.repository import DYNAMODB, NOTIFY_DEADLINE, SECRETS, CallBudget
+from shared.gateway import AlipayGateway
+from shared.orders import RECONCILE_SHARDS
+from shared.repository import DYNAMODB, GATEWAY_TIMEOUT, HTTP_API_TIMEOUT, NOTIFY_DEADLINE, SECRETS, CallBudget
 
 
 def test_the_notify_answers_within_alipays_deadline_in_the_worst_case():
@@ -15,13 +17,42 @@ def test_the_notify_answers_within_alipays_deadline_in_the_worst_case():
     assert worst <= NOTIFY_DEADLINE, f"{worst:.2f}s > {NOTIFY_DEADLINE}s"
 
 
+def functions():
+    return yaml.safe_load(schema.SERVERLESS_YML.read_text(encoding="utf-8"))
+
+
+def lambda_timeout(function):
+    spec = functions()
+    return spec["functions"][function].get("timeout", spec["provider"]["timeout"])
+
+
 @pytest.mark.parametrize("function, worst", [("pay", repository.pay_worst_case_seconds),
                                              ("pay_notify", repository.notify_worst_case_seconds)])
 def test_the_worst_case_ends_before_lambda_times_out(function, worst):
-    """Our own answer (500 / ``fail``), never Lambda's timeout, which could cut a write in half."""
-    spec = yaml.safe_load(schema.SERVERLESS_YML.read_text(encoding="utf-8"))
-    timeout = spec["functions"][function].get("timeout", spec["provider"]["timeout"])
+    """Our own answer (500 / 502 / ``fail``), never Lambda's timeout, which could cut a write in half.
+    pay's figure is its longest path, precreate (tests/functional/test_budgets.py counts its calls)."""
+    timeout = lambda_timeout(function)
     assert worst() < timeout, f"{function}: {worst():.1f}s >= Lambda timeout {timeout}s"
+
+
+def test_every_http_function_answers_before_api_gateway_gives_up():
+    for name, function in functions()["functions"].items():
+        if any("httpApi" in event for event in function.get("events", [])):
+            assert lambda_timeout(name) <= HTTP_API_TIMEOUT, name
+
+
+def test_a_reconcile_pass_has_room_for_at_least_one_order():
+    """Its start (both keys read cold, one Query per index shard) and one order at its worst fit in its timeout."""
+    start = 2 * SECRETS.worst_case_seconds() + RECONCILE_SHARDS * DYNAMODB.worst_case_seconds()
+    assert start + repository.reconcile_order_worst_case_seconds() < lambda_timeout("reconcile")
+
+
+def test_the_gateway_budget_is_the_clients_own_timeout(app_keys, alipay_keys):
+    """One source of truth: the arithmetic prices a gateway call at the client's timeout, which
+    shared/gateway.py http_post keeps for the whole call (tests/functional/test_gateway_http.py)."""
+    client = AlipayGateway(app_id="2021000000000001", private_key=app_keys.private_key,
+                           alipay_public_key=alipay_keys.public_key)
+    assert client.timeout == GATEWAY_TIMEOUT
 
 
 def test_worst_case_adds_every_timeout_and_every_maximal_backoff():
