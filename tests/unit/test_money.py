@@ -1,8 +1,9 @@
 from decimal import Decimal
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
-from shared.money import InvalidAmount, cents_to_yuan, check_cents, yuan_to_cents
+from shared.money import InvalidAmount, _decimal_cents, cents_to_yuan, check_cents, yuan_to_cents
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,29 @@ def test_check_cents_rejects(value):
 def test_cents_to_yuan(cents, text):
     assert cents_to_yuan(cents) == text
     assert yuan_to_cents(text) == cents
+
+
+def _outcome(parse, value):
+    try:
+        return parse(value)
+    except InvalidAmount as exc:
+        return str(exc)
+
+
+_AMOUNTS = st.one_of(
+    st.from_regex(r"\A[0-9]{1,12}\.[0-9]{2}\Z"),
+    st.from_regex(r"\A[ 0+-]?[0-9]{0,11}\.?[0-9]{0,4}(e[0-9])?\s?\Z"),
+    st.text(alphabet="0123456789.١٢ e+-", max_size=14),
+)
+
+
+@settings(max_examples=300)
+@given(_AMOUNTS)
+@example("198.01")
+@example("0.00")
+@example("9999999999.99")
+@example("0000000000.01")
+@example("١٢.٣٤")
+@example("12.34\n")
+def test_the_plain_fast_path_equals_the_decimal_path(text):
+    assert _outcome(yuan_to_cents, text) == _outcome(lambda v: _decimal_cents(v, "total_amount"), text)
