@@ -31,5 +31,11 @@ def test_quote_plus_equals_urllib_in_gbk(text):
 @example(b"%%41")
 @example(b"=%41=")
 @example(b"%4")
+@example(b"%\n41%41")
+@example(b"%\r\n%41")
+@example(b"%=41")
+@example(b"a%")
+@example(b"%%%41")
+@example(b"%e4%b8%ad%3D=")
 def test_unquote_plus_bytes_equals_urllib(data):
     assert urlcode.unquote_plus_bytes(data) == unquote_to_bytes(data.replace(b"+", b" "))
