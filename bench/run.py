@@ -436,11 +436,15 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
             in_dynamodb[0] += time.perf_counter() - wall
             in_dynamodb[1] += time.process_time() - cpu
 
-    # Lambda's runtime logs to CloudWatch through a root handler; format our lines as it would.
+    # Lambda's runtime logs to CloudWatch through its root handler, which shared.logs gives our JSON
+    # formatter: one handler, ours, writing every line (to /dev/null here, not to the terminal).
+    from shared import logs
+
     sink = open(os.devnull, "w", encoding="utf-8")
     log_handler = logging.StreamHandler(sink)
-    log_handler.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(name)s\t%(message)s"))
-    logging.getLogger().addHandler(log_handler)
+    log_handler.setFormatter(logs.JsonFormatter())
+    root = logging.getLogger()
+    saved_handlers, root.handlers = root.handlers, [log_handler]
     try:
         with mock_aws():
             schema.create_order_table(boto3.client("dynamodb"), TABLE)
@@ -475,7 +479,7 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
             notifies = [run(pay_notify, ev, notify_ok) for ev in notify_events]
     finally:
         botocore.client.BaseClient._make_api_call = original
-        logging.getLogger().removeHandler(log_handler)
+        root.handlers = saved_handlers
         sink.close()
         os.environ.clear()
         os.environ.update(saved_env)
