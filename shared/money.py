@@ -36,10 +36,19 @@ def yuan_to_cents(value: object, *, field: str = "total_amount") -> int:
 _PLAIN_YUAN = re.compile(r"([0-9]{1,10})\.([0-9]{2})")
 
 
+# What a decimal amount may look like as text: ASCII digits only. Decimal alone would also take
+# "1_000" and other scripts' digits ("١٢"), which no client means as an amount.
+_DECIMAL_TEXT = re.compile(
+    r"\s*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)\s*", re.ASCII | re.IGNORECASE
+)
+
+
 def _decimal_cents(value: object, field: str) -> int:
     """``yuan_to_cents`` for every form Decimal reads: exponents, signs, spaces, more decimals."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise InvalidAmount(f"{field} must be a decimal string or number of yuan")
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        raise InvalidAmount(f"{field} is not a number: {value[:32]!r}")
     try:
         amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
     except InvalidOperation:

@@ -18,7 +18,8 @@ def test_yuan_to_cents_is_exact(value, cents):
 @pytest.mark.parametrize(
     "value",
     ["1.001", "0", "0.00", "-1", "-0.01", "NaN", "nan", "Infinity", "-inf", "", "abc", "1,00", "¥1",
-     True, False, None, 1.1, 0.1, [], {}, "100000000.01", 10**9, Decimal("sNaN"), "0.001"],
+     True, False, None, 1.1, 0.1, [], {}, "100000000.01", 10**9, Decimal("sNaN"), "0.001",
+     "1_0", "1_000.00", "١٢.٣٤", "１２.３４", "0x10", "1e", "."],
 )
 def test_yuan_to_cents_rejects(value):
     with pytest.raises(InvalidAmount):
