@@ -15,10 +15,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import clock, idempotency, logs, orderstr, reconcile
 from .config import Settings
-from .gateway import AlipayGateway
 from .notify import Notify, NotifyRejected, verify_notify
 from .orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .sync_return import verify_return
 from .validation import APP, PAGE, PRECREATE, WAP, NewOrder
 
 log = logging.getLogger(__name__)
@@ -81,12 +79,26 @@ def start_precreate(store: OrderStore, cfg: Settings, new: NewOrder, at: Optiona
 
     Here the row must come first: precreate makes a trade at Alipay, and a trade whose row is
     missing would be paid into nothing. A failed call leaves only an unpaid row (reconcile closes
-    it) and raises ``GatewayError``.
+    it) and raises ``PaymentNotCreated``.
     """
+    from .gateway import AlipayError, AlipayGateway, GatewayError  # noqa: PLC0415 - only QR pay calls Alipay
+
     cfg.require("alipay_public_key", "gateway_url")  # before the write: bad config writes nothing
     order = _create_fresh(store, new, at)[0]
-    answer = AlipayGateway.from_settings(cfg).trade_precreate(_pay_order(order), cfg.notify_url, at)
+    try:
+        answer = AlipayGateway.from_settings(cfg).trade_precreate(_pay_order(order), cfg.notify_url, at)
+    except GatewayError as exc:
+        raise PaymentNotCreated(str(exc), exc.sub_code if isinstance(exc, AlipayError) else None) from exc
     return order, {"qrCode": answer.qr_code}
+
+
+class PaymentNotCreated(Exception):
+    """Alipay did not create the trade (precreate refused or unreachable); the row stays unpaid.
+    ``sub_code`` is Alipay's reason when it answered."""
+
+    def __init__(self, reason: str, sub_code: Optional[str] = None) -> None:
+        super().__init__(reason)
+        self.sub_code = sub_code
 
 
 def _pay_order(order: Order) -> orderstr.PayOrder:
@@ -200,6 +212,8 @@ def take_return(store: OrderStore, cfg: Settings, query: bytes) -> Optional[Orde
 
     Raises ``NotifyRejected`` when the return is not Alipay's or not ours.
     """
+    from .sync_return import verify_return  # noqa: PLC0415 - only pay_return needs it
+
     back = verify_return(query, public_key=cfg.alipay_public_key, app_id=cfg.app_id, alipay_cert_sn=cfg.alipay_cert_sn)
     order = store.get(back.out_trade_no)
     if order is not None and back.total_cents is not None and back.total_cents != order.total_cents:

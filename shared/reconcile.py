@@ -25,16 +25,18 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from . import clock, orderstr
 from .config import ConfigError
-from .gateway import TRADE_NOT_EXIST, AlipayError, AlipayGateway, GatewayError
 from .orders import (
     CLOSED, CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, UNPAID, WAITING_TRADE_STATUS, Due, OrderStore, Outcome, Recheck,
     apply_trade_status,
 )
 from .repository import reconcile_order_worst_case_seconds
+
+if TYPE_CHECKING:  # the gateway (http.client, ssl) loads when a pass runs, not on pay's path
+    from .gateway import AlipayGateway
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ class Report:
 
 def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetime, policy: Policy) -> str:
     """Bring one due order in line with Alipay, or move it on; return what was done (for the report)."""
+    from .gateway import TRADE_NOT_EXIST, AlipayError, GatewayError  # noqa: PLC0415 - see TYPE_CHECKING above
+
     order_num = due.order_num
     try:
         trade = gateway.trade_query(order_num)
@@ -185,6 +189,8 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
 def _close(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetime, policy: Policy) -> str:
     """Expired (unpaid), or closed here and the buyer opened the orderStr since: close it at Alipay,
     then here; if Alipay knows no trade, here only, and the order stays in the index."""
+    from .gateway import TRADE_NOT_EXIST, AlipayError, GatewayError  # noqa: PLC0415 - see TYPE_CHECKING above
+
     order_num = due.order_num
     local, recheck = False, None
     try:

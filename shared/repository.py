@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT  # one gateway call, whole (http_post ends by it)
 from .idempotency import COMPLETED, IN_PROGRESS, Record
 from .orders import (
     CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, Outcome,
@@ -71,6 +70,13 @@ DYNAMODB = CallBudget(attempts=2, connect_timeout=0.3, read_timeout=0.6)
 SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
 
 
+def _gateway_timeout() -> float:
+    """One gateway call, whole (http_post ends by it); imported late to keep http/ssl off pay's path."""
+    from .gateway import DEFAULT_TIMEOUT  # noqa: PLC0415
+
+    return DEFAULT_TIMEOUT
+
+
 def notify_worst_case_seconds() -> float:
     """pay_notify's worst case: a cold key read, one conditional write, and the CPU work."""
     return SECRETS.worst_case_seconds() + DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
@@ -80,14 +86,14 @@ def pay_worst_case_seconds() -> float:
     """pay's worst case, on its longest path (channel=precreate with an Idempotency-Key, keys cold):
     two key reads (the app's private key; Alipay's public key, to verify the gateway's answer),
     three DynamoDB calls (key claim, Order put, key completion or release), one gateway call."""
-    return (2 * SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + GATEWAY_TIMEOUT
+    return (2 * SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + _gateway_timeout()
             + NOTIFY_COMPUTE_ALLOWANCE)
 
 
-def reconcile_order_worst_case_seconds(gateway_timeout: float = GATEWAY_TIMEOUT) -> float:
+def reconcile_order_worst_case_seconds(gateway_timeout: Optional[float] = None) -> float:
     """What a reconcile pass must have left to take one more order: ``alipay.trade.query`` and
     ``alipay.trade.close``, and two conditional writes (a refused transition, then the reschedule)."""
-    return 2 * gateway_timeout + 2 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
+    return 2 * (_gateway_timeout() if gateway_timeout is None else gateway_timeout) + 2 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
 
 
 # --- clients --------------------------------------------------------------------------------------

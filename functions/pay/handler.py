@@ -2,8 +2,7 @@
 import logging
 
 from shared import api, idempotency, validation
-from shared.gateway import AlipayError, GatewayError
-from shared.payments import pay
+from shared.payments import PaymentNotCreated, pay
 from shared.repository import idempotency_store, order_repository
 
 log = logging.getLogger(__name__)
@@ -21,9 +20,9 @@ def handler(event, cfg):
     keys = idempotency_store(cfg.idempotency_table) if cfg.idempotency_table else None
     try:
         paid = pay(order_repository(cfg.order_table), cfg, new, channel, keys=keys, key=key)
-    except GatewayError as exc:  # precreate: Alipay did not make the QR code; the row stays unpaid
+    except PaymentNotCreated as exc:  # precreate: Alipay did not make the QR code; the row stays unpaid
         log.warning("precreate failed: %s", exc)
-        refused = f" ({exc.sub_code})" if isinstance(exc, AlipayError) and exc.sub_code else ""
+        refused = f" ({exc.sub_code})" if exc.sub_code else ""
         return api.json_reply(502, None, f"Alipay did not create the payment{refused}, please retry")
     headers = {"Idempotent-Replayed": "true"} if paid.replayed else None
     return api.json_reply(200, {**paid.data, "outTradeNo": paid.order_num}, "ok", headers)

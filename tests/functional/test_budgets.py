@@ -17,7 +17,8 @@ from functions.pay.handler import handler as pay
 from local import events, schema
 from shared import clock, config, gateway as gateway_module, reconcile, repository, secrets
 from shared.orders import Order
-from shared.repository import BUDGETS, GATEWAY_TIMEOUT, NOTIFY_COMPUTE_ALLOWANCE
+from shared.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
+from shared.repository import BUDGETS, NOTIFY_COMPUTE_ALLOWANCE
 
 from ..conftest import TABLE
 from ..emulated_alipay import EmulatedAlipay

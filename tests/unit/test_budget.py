@@ -9,7 +9,8 @@ from local import schema
 from shared import repository
 from shared.gateway import AlipayGateway
 from shared.orders import RECONCILE_SHARDS
-from shared.repository import DYNAMODB, GATEWAY_TIMEOUT, HTTP_API_TIMEOUT, NOTIFY_DEADLINE, SECRETS, CallBudget
+from shared.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
+from shared.repository import DYNAMODB, HTTP_API_TIMEOUT, NOTIFY_DEADLINE, SECRETS, CallBudget
 
 
 def test_the_notify_answers_within_alipays_deadline_in_the_worst_case():
