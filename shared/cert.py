@@ -44,7 +44,7 @@ def read_text(value: str) -> str:
         return value.strip().replace("\\n", "\n")
     path = Path(value.strip())
     if not path.is_absolute():
-        path = config.CODE_ROOT / path
+        path = Path(config.CODE_ROOT) / path
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError, ValueError):

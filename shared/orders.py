@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
+import random
 import string
 import zlib
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ WAITING_TRADE_STATUS = "WAIT_BUYER_PAY"
 KNOWN_TRADE_STATUSES = PAID_TRADE_STATUSES | {CLOSED_TRADE_STATUS, WAITING_TRADE_STATUS}
 
 _ALPHABET = string.ascii_lowercase + string.digits
+_SYSTEM_RANDOM = random.SystemRandom()  # os.urandom, as secrets.choice uses (without secrets' hmac import)
 _RANDOM_LEN = 12  # 36**12 ≈ 4.7e18 per millisecond; the conditional put catches the rest
 
 
@@ -37,7 +38,7 @@ def new_out_trade_no(at: Optional[datetime] = None) -> str:
     Uniqueness is enforced, not assumed: the Order row is created with a conditional put and a
     collision makes the caller draw a new number.
     """
-    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LEN))
+    suffix = "".join(_SYSTEM_RANDOM.choice(_ALPHABET) for _ in range(_RANDOM_LEN))
     return f"ORDER_{clock.epoch_ms(at)}_{suffix}"
 
 

@@ -10,7 +10,6 @@ timestamp is Shanghai time whatever the process TZ. Certificate mode adds ``app_
 """
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,6 +174,8 @@ class PageRequest:
         reaches Alipay exactly as signed and cannot inject markup.
         """
         common, biz = self._split()
+        import html  # noqa: PLC0415 - only the page/wap form needs it
+
         action = html.escape(f"{self.gateway}?{encode(common)}", quote=True)
         inputs = "".join(
             f'<input type="hidden" name="{html.escape(k, quote=True)}" value="{html.escape(v, quote=True)}">\n'

@@ -6,7 +6,7 @@ every failed condition explained, every call bounded in time.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -432,7 +432,7 @@ class DynamoIdempotencyStore:
             "inProgressExpiration": {"N": str(record.in_progress_expiration)},
             # Unique per claim: two requests with equal bodies in the same second must not
             # mistake each other's record for their own retried put (see ``old == item``).
-            "claim": {"S": uuid.uuid4().hex},
+            "claim": {"S": os.urandom(16).hex()},
         }
         try:
             self._client.put_item(
