@@ -50,6 +50,21 @@ class ConfigError(RuntimeError):
         self.variable = variable
 
 
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: Optional[int] = None) -> int:
+    """An optional whole-number setting (seconds, counts): ASCII digits within bounds, else ``ConfigError``."""
+    text = env.get(name, "").strip()
+    if not text:
+        return int(default)
+    value = int(text) if _WHOLE_NUMBER.fullmatch(text) else None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"{minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(name, f"malformed (expected a whole number {bounds})")
+    return value
+
+
 class Settings:
     """The deployment's settings. Attribute access validates, and caches only successes."""
 
@@ -149,10 +164,7 @@ class Settings:
     @cached_property
     def idempotency_ttl(self) -> int:
         """How long an Idempotency-Key is remembered (default one hour, as Powertools does)."""
-        raw = self._env.get(IDEMPOTENCY_TTL, "").strip() or "3600"
-        if not raw.isdigit() or not 60 <= int(raw) <= 7 * 24 * 3600:
-            raise ConfigError(IDEMPOTENCY_TTL, "malformed (expected 60 to 604800 seconds)")
-        return int(raw)
+        return int_setting(self._env, IDEMPOTENCY_TTL, 3600, minimum=60, maximum=7 * 24 * 3600)
 
     @cached_property
     def catalog(self) -> Optional["Catalog"]:

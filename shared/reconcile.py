@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from . import clock, orderstr
-from .config import ConfigError
+from .config import ConfigError, int_setting
 from .orders import (
     CLOSED, CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, UNPAID, WAITING_TRADE_STATUS, Due, OrderStore, Outcome, Recheck,
     apply_trade_status,
@@ -74,12 +74,12 @@ class Policy:
         default = cls()
 
         def seconds(name: str, value: timedelta, minimum: int = 0) -> timedelta:
-            return timedelta(seconds=_int(env, name, value.total_seconds(), minimum))
+            return timedelta(seconds=int_setting(env, name, int(value.total_seconds()), minimum=minimum))
 
         policy = cls(
             min_age=seconds(MIN_AGE, default.min_age),
             close_after=seconds(CLOSE_AFTER, default.close_after),
-            max_orders=_int(env, MAX_ORDERS, default.max_orders, 1),
+            max_orders=int_setting(env, MAX_ORDERS, default.max_orders, minimum=1),
             backoff=seconds(BACKOFF, default.backoff, 1),
             backoff_max=seconds(BACKOFF_MAX, default.backoff_max, 1),
             late_pay_window=seconds(LATE_PAY_WINDOW, default.late_pay_window),
@@ -105,16 +105,7 @@ class Policy:
 def first_look(order_date: datetime, environ: Optional[Mapping[str, str]] = None) -> str:
     """``reconcileAt`` of a new order: ``RECONCILE_MIN_AGE_SECONDS`` after its creation."""
     env = os.environ if environ is None else environ
-    return clock.iso(order_date + timedelta(seconds=_int(env, MIN_AGE, Policy.min_age.total_seconds(), 0)))
-
-
-def _int(env: Mapping[str, str], name: str, default: float, minimum: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return int(default)
-    if not re.fullmatch(r"\d{1,9}", text) or int(text) < minimum:
-        raise ConfigError(name, f"malformed (expected an integer >= {minimum})")
-    return int(text)
+    return clock.iso(order_date + timedelta(seconds=int_setting(env, MIN_AGE, int(Policy.min_age.total_seconds()))))
 
 
 class DueIndex(Protocol):

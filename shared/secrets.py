@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Tuple
 
-from .config import ConfigError
+from .config import ConfigError, int_setting
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,7 @@ cache = SecretCache()
 
 
 def ttl_seconds(env: Mapping[str, str]) -> float:
-    raw = env.get(TTL_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_TTL_SECONDS
-    try:
-        ttl = int(raw)
-    except ValueError:
-        raise ConfigError(TTL_VARIABLE, "malformed (expected whole seconds)") from None
-    if ttl < 0:
-        raise ConfigError(TTL_VARIABLE, "malformed (expected whole seconds >= 0)")
-    return ttl
+    return int_setting(env, TTL_VARIABLE, DEFAULT_TTL_SECONDS)
 
 
 def key_text(env: Mapping[str, str], variable: str) -> Tuple[str, str]:
