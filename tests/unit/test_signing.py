@@ -1,5 +1,6 @@
 """Key formats, sign content and RSA2, against independent references (rsa package, openssl)."""
 import base64
+import hashlib
 import shutil
 import subprocess
 
@@ -108,3 +109,53 @@ def test_gbk_content_is_signed_over_gbk_bytes(alipay_keys):
     sign = signing.rsa2_sign(alipay_keys.private_key, "subject=数据恢复", "gbk")
     assert signing.rsa2_verify(alipay_keys.public_key, "subject=数据恢复", sign, "gbk")
     assert not signing.rsa2_verify(alipay_keys.public_key, "subject=数据恢复", sign, "utf-8")
+
+
+# --- verification refuses every block a correct signer does not make (RFC 8017 §8.2.2) ---------
+
+def _raw_rsa_signature(keys: KeyPair, block: bytes) -> str:
+    """Apply the private key to any 256-byte block, as a forger with a signing oracle for raw RSA
+    would: lets the tests present blocks no correct signer produces."""
+    numbers = keys.private_key.private_numbers()
+    n = numbers.public_numbers.n
+    value = pow(int.from_bytes(block, "big"), numbers.d, n)
+    return base64.b64encode(value.to_bytes(256, "big")).decode()
+
+
+def _block(digest_info: bytes, *, kind: bytes = b"\x00\x01", fill: bytes = b"\xff") -> bytes:
+    return kind + fill * (256 - 3 - len(digest_info)) + b"\x00" + digest_info
+
+
+SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
+SHA1_PREFIX = bytes.fromhex("3021300906052b0e03021a05000414")
+
+
+def test_a_hand_built_correct_block_verifies(alipay_keys):
+    """The control: the construction the next test bends is accepted when it is right."""
+    digest = hashlib.sha256(b"a=1").digest()
+    assert signing.rsa2_verify(alipay_keys.public_key, "a=1", _raw_rsa_signature(alipay_keys, _block(SHA256_PREFIX + digest)))
+
+
+@pytest.mark.parametrize("block", [
+    pytest.param(lambda d: _block(SHA1_PREFIX + hashlib.sha1(b"a=1").digest()), id="sha1-digest-info"),
+    pytest.param(lambda d: _block(d), id="bare-digest-without-digest-info"),
+    pytest.param(lambda d: _block(SHA256_PREFIX + d, kind=b"\x00\x02"), id="encryption-padding"),
+    pytest.param(lambda d: _block(SHA256_PREFIX + d, fill=b"\xfe"), id="fill-not-ff"),
+    pytest.param(lambda d: _block(SHA256_PREFIX + d + b"\x00"), id="trailing-byte"),
+    pytest.param(lambda d: _block(SHA256_PREFIX[:-1] + b"\x21" + d + b"\x00"), id="longer-octet-string"),
+    pytest.param(lambda d: b"\x00\x01" + b"\xff" * 8 + b"\x00" + SHA256_PREFIX + d + b"\x00" * (256 - 11 - 51),
+                 id="garbage-after-digest"),
+])
+def test_blocks_a_correct_signer_never_makes_are_rejected(alipay_keys, block):
+    digest = hashlib.sha256(b"a=1").digest()
+    sign = _raw_rsa_signature(alipay_keys, block(digest))
+    assert not signing.rsa2_verify(alipay_keys.public_key, "a=1", sign)
+
+
+def test_key_loaders_are_cryptographys_public_ones():
+    """signing reaches the loaders without importing serialization (cold start); they must be the
+    functions serialization exports, so this breaks loudly if a cryptography release changes that."""
+    from cryptography.hazmat.primitives import serialization
+
+    for name in ("load_pem_private_key", "load_der_private_key", "load_pem_public_key", "load_der_public_key"):
+        assert getattr(signing._loaders, name) is getattr(serialization, name)
