@@ -15,6 +15,7 @@ def test_the_bench_runs_and_prints_every_figure_and_ratio():
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     for figure in ("sign orderStr: ours", "sign orderStr: official SDK", "verify notify: ours",
+                   "sign: the floor (bench/floor.py)", "verify: the floor (bench/floor.py)",
                    "cold start to 1st orderStr: ours, as on Lambda", "cold start to 1st orderStr: SDK, as on Lambda",
                    "boto3: import", "warm pay_notify: outside DynamoDB (ours)", "official SDK installed"):
         assert figure in out
