@@ -512,7 +512,7 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
         report.add(f"warm {name}: inside DynamoDB calls", "ms", ms([r[1] for r in rows]), "wall; botocore + moto")
         figs[name + "_ours"] = report.add(f"warm {name}: outside DynamoDB (ours)", "ms", ms([r[0] - r[1] for r in rows]),
                                           "wall")
-        report.add(f"warm {name}: outside DynamoDB (ours)", "ms", ms([r[2] - r[3] for r in rows]), "CPU")
+        report.add(f"warm {name}: outside DynamoDB (ours, CPU)", "ms", ms([r[2] - r[3] for r in rows]), "CPU")
     return figs
 
 

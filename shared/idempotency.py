@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any, Callable, Dict, Mapping, Optional, Protocol
 
 from .validation import InvalidInput, RequestRefused
@@ -89,15 +90,11 @@ def header_key(headers_get: Callable[[str], Optional[str]]) -> Optional[str]:
 
 def record_id(scope: str, caller: str, key: str) -> str:
     """A fixed-length id that mixes the scope and the caller in (no user data in the key column)."""
-    from hashlib import sha256  # noqa: PLC0415 - only requests with an Idempotency-Key pay its import
-
     return sha256(json.dumps([scope, caller, key]).encode("utf-8")).hexdigest()
 
 
 def fingerprint(request: Mapping[str, Any]) -> str:
     """The hash of the validated request: equal purchases match however the JSON was written."""
-    from hashlib import sha256  # noqa: PLC0415
-
     return sha256(json.dumps(request, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
