@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from shared import clock, money, urlcode
+from shared.domain import clock, money
+from shared.alipay import urlcode
 
 _PKCS1V15 = padding.PKCS1v15()
 _PREHASHED = Prehashed(hashes.SHA256())

@@ -39,7 +39,8 @@ if str(ROOT) not in sys.path:
 
 from bench import floor  # noqa: E402
 from local import alipay, events, schema  # noqa: E402
-from shared import config, notify, orderstr, signing  # noqa: E402
+from shared import config  # noqa: E402
+from shared.alipay import notify, orderstr, signing
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
@@ -297,7 +298,8 @@ _CLOCK = ("import time\nclock = lambda: (time.clock_gettime(time.CLOCK_MONOTONIC
           "t0 = clock()\n")
 OURS_CHILD = _CLOCK + """
 import functions.pay.handler  # what the Lambda runtime imports at init
-from shared import config, orderstr
+from shared import config
+from shared.alipay import orderstr
 t1 = clock()
 cfg = config.settings().require("app_id", "app_private_key", "notify_url")
 t2 = clock()
@@ -438,7 +440,7 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
     import botocore.client
     from moto import mock_aws
 
-    from shared import repository
+    from shared.aws import repository
 
     saved_env = dict(os.environ)
     os.environ.update(fx.env)

@@ -18,8 +18,9 @@ import json
 from datetime import datetime
 from typing import Dict, Optional
 
-from shared import clock, reconcile
-from shared.orders import CLOSED, UNPAID, reconcile_shard
+from shared.domain import clock
+from shared import reconcile
+from shared.domain.orders import CLOSED, UNPAID, reconcile_shard
 
 
 def backfill(client, table: str, now: Optional[datetime] = None, policy: Optional[reconcile.Policy] = None,

@@ -15,8 +15,9 @@ from urllib.parse import quote_plus
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared import clock, signing
-from shared.notify import charset_encoding
+from shared.domain import clock
+from shared.alipay import signing
+from shared.alipay.notify import charset_encoding
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from .run import DEFAULT_PORT, HOST
+from local.run import DEFAULT_PORT, HOST
 
 WAIT_SECONDS = 15.0
 

@@ -9,7 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from .run import DEFAULT_PORT, HOST
+from local.run import DEFAULT_PORT, HOST
 
 
 def invoke(port: int, function: str, event: object) -> object:

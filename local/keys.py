@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import Tuple
 
-from shared import signing
+from shared.alipay import signing
 
-from .alipay import KeyPair
+from local.alipay import KeyPair
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT / ".local"

@@ -12,10 +12,10 @@ import urllib.error
 import urllib.request
 from typing import Callable, Mapping, Sequence
 
-from shared import clock
+from shared.domain import clock
 
-from . import alipay
-from .ledger import Delivery, Ledger
+from local import alipay
+from local.ledger import Delivery, Ledger
 
 log = logging.getLogger(__name__)
 

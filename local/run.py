@@ -17,11 +17,12 @@ import threading
 import time
 from typing import Dict, Optional
 
-from shared import config, repository
+from shared import config
+from shared.aws import repository
 
-from . import certs, keys, schema
-from .notifier import DEFAULT_TIME_SCALE, Notifier
-from .ledger import Ledger
+from local import certs, keys, schema
+from local.notifier import DEFAULT_TIME_SCALE, Notifier
+from local.ledger import Ledger
 
 log = logging.getLogger("local")
 
@@ -69,9 +70,9 @@ class LocalStack:
     def start(self) -> "LocalStack":
         from moto import mock_aws
 
-        from .faults import FaultSwitch
-        from .sandbox import Sandbox
-        from .server import LocalServer, http_routes
+        from local.faults import FaultSwitch
+        from local.sandbox import Sandbox
+        from local.server import LocalServer, http_routes
 
         app, ali = keys.local_keys()
         # Bind first: with --port 0 the notify URL must name the port the OS chose.
@@ -98,8 +99,8 @@ class LocalStack:
         )
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
         self._thread.start()
-        from .schedule import start_schedules
-        from .server import functions
+        from local.schedule import start_schedules
+        from local.server import functions
 
         self.schedules = start_schedules(functions(), os.environ)  # e.g. reconcile, every RECONCILE_INTERVAL_SECONDS
         return self
@@ -109,9 +110,9 @@ class LocalStack:
         ``env``, and the SNs the emulator expects; None in public-key mode."""
         if not self.cert_mode:
             return None
-        from shared import cert
+        from shared.alipay import cert
 
-        from .sandbox import CertMode
+        from local.sandbox import CertMode
 
         paths = certs.local_cert_files(keys.local_dir() / "certs", app.private_key, ali.private_key)
         env.update({name: str(path) for name, path in paths.items()})
@@ -138,7 +139,7 @@ class LocalStack:
 def banner(stack: LocalStack) -> str:
     url = stack.url
     routes = "\n".join(f"  {r.method:4} {url}{r.path:<28} -> {r.function}" for r in stack.server.routes)
-    from .sandbox import GATEWAY_METHODS
+    from local.sandbox import GATEWAY_METHODS
 
     gateway_methods = ", ".join(GATEWAY_METHODS)
     schedules = "".join(f"\n  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)

@@ -22,11 +22,12 @@ from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared import clock, money, orderstr, signing, validation
+from shared.domain import clock, money, validation
+from shared.alipay import orderstr, signing
 
-from . import alipay
-from .ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Ledger, Trade
-from .notifier import Notifier
+from local import alipay
+from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Ledger, Trade
+from local.notifier import Notifier
 
 OUTCOMES = ("success", "closed", "drop")
 AMOUNT_RE = re.compile(r"\d{1,9}(\.\d{1,2})?")

@@ -12,9 +12,9 @@ import threading
 import uuid
 from typing import Any, Dict, List, Mapping, Optional
 
-from shared import clock
+from shared.domain import clock
 
-from .server import Function
+from local.server import Function
 
 log = logging.getLogger(__name__)
 

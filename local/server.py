@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from . import events, schema
-from .faults import FaultSwitch
-from .sandbox import OUTCOMES, Sandbox, scan
+from local import events, schema
+from local.faults import FaultSwitch
+from local.sandbox import OUTCOMES, Sandbox, scan
 
 log = logging.getLogger(__name__)
 

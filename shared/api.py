@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from . import logs
 from .config import ConfigError, Settings, settings
-from .validation import InvalidInput, RequestRefused
+from .domain.validation import InvalidInput, RequestRefused
 
 log = logging.getLogger(__name__)
 

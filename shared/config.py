@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import signing
+from .alipay import signing
 
 if TYPE_CHECKING:
-    from . import cert
-    from .catalog import Catalog
+    from .alipay import cert
+    from .domain.catalog import Catalog
 
 APP_ID = "ALIPAY_APP_ID"
 APP_PRIVATE_KEY = "ALIPAY_APP_PRIVATE_KEY"
@@ -169,7 +169,7 @@ class Settings:
     @cached_property
     def catalog(self) -> Optional["Catalog"]:
         """Optional: the product catalog whose prices pay trusts over the client's (shared/catalog.py)."""
-        from .catalog import CatalogError, load_catalog  # noqa: PLC0415
+        from .domain.catalog import CatalogError, load_catalog  # noqa: PLC0415
 
         if not self._env.get(PRODUCT_CATALOG, "").strip():
             return None
@@ -184,7 +184,7 @@ class Settings:
     @cached_property
     def gateway_url(self) -> str:
         """Alipay's open-API gateway; https, or http on loopback for the local emulator."""
-        from .gateway import DEFAULT_URL, check_url  # noqa: PLC0415 - only gateway users load http/ssl
+        from .alipay.gateway import DEFAULT_URL, check_url  # noqa: PLC0415 - only gateway users load http/ssl
 
         value = self._env.get(GATEWAY_URL, "").strip() or DEFAULT_URL
         try:
@@ -199,7 +199,7 @@ class Settings:
         """``app_cert_sn`` and ``alipay_root_cert_sn`` for requests, when ALIPAY_APP_CERT is set."""
         if not self._env.get(APP_CERT, "").strip():
             return None
-        from . import cert  # noqa: PLC0415 - x509 parsing costs cold-start time public-key mode never needs
+        from .alipay import cert  # noqa: PLC0415 - x509 parsing costs cold-start time public-key mode never needs
 
         key = self.app_private_key
         app_sn = self._key(APP_CERT, lambda value: cert.app_cert_sn(value, key))
@@ -212,7 +212,7 @@ class Settings:
         signs with the certificate's key, and deployments set the key variables for every stage."""
         if not self._env.get(ALIPAY_CERT, "").strip():
             return None
-        from . import cert  # noqa: PLC0415 - see cert_sn
+        from .alipay import cert  # noqa: PLC0415 - see cert_sn
 
         return self._key(ALIPAY_CERT, cert.alipay_cert)
 

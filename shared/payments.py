@@ -13,11 +13,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Dict, Optional, Tuple
 
-from . import clock, idempotency, logs, orderstr, reconcile
+from .domain import clock, idempotency
+from . import logs, reconcile
+from .alipay import orderstr
 from .config import Settings
-from .notify import Notify, NotifyRejected, verify_notify
-from .orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .validation import APP, PAGE, PRECREATE, WAP, NewOrder
+from .alipay.notify import Notify, NotifyRejected, verify_notify
+from .domain.orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
+from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def start_precreate(store: OrderStore, cfg: Settings, new: NewOrder, at: Optiona
     missing would be paid into nothing. A failed call leaves only an unpaid row (reconcile closes
     it) and raises ``PaymentNotCreated``.
     """
-    from .gateway import AlipayError, AlipayGateway, GatewayError  # noqa: PLC0415 - only QR pay calls Alipay
+    from .alipay.gateway import AlipayError, AlipayGateway, GatewayError  # noqa: PLC0415 - only QR pay calls Alipay
 
     cfg.require("alipay_public_key", "gateway_url")  # before the write: bad config writes nothing
     order = _create_fresh(store, new, at)[0]
@@ -212,7 +214,7 @@ def take_return(store: OrderStore, cfg: Settings, query: bytes) -> Optional[Orde
 
     Raises ``NotifyRejected`` when the return is not Alipay's or not ours.
     """
-    from .sync_return import verify_return  # noqa: PLC0415 - only pay_return needs it
+    from .alipay.sync_return import verify_return  # noqa: PLC0415 - only pay_return needs it
 
     back = verify_return(query, public_key=cfg.alipay_public_key, app_id=cfg.app_id, alipay_cert_sn=cfg.alipay_cert_sn)
     order = store.get(back.out_trade_no)

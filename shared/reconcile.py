@@ -27,16 +27,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
-from . import clock, orderstr
+from .domain import clock
+from .alipay import orderstr
 from .config import ConfigError, int_setting
-from .orders import (
+from .domain.orders import (
     CLOSED, CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, UNPAID, WAITING_TRADE_STATUS, Due, OrderStore, Outcome, Recheck,
     apply_trade_status,
 )
-from .repository import reconcile_order_worst_case_seconds
+from .aws.repository import reconcile_order_worst_case_seconds
 
 if TYPE_CHECKING:  # the gateway (http.client, ssl) loads when a pass runs, not on pay's path
-    from .gateway import AlipayGateway
+    from .alipay.gateway import AlipayGateway
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class Report:
 
 def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetime, policy: Policy) -> str:
     """Bring one due order in line with Alipay, or move it on; return what was done (for the report)."""
-    from .gateway import TRADE_NOT_EXIST, AlipayError, GatewayError  # noqa: PLC0415 - see TYPE_CHECKING above
+    from .alipay.gateway import TRADE_NOT_EXIST, AlipayError, GatewayError  # noqa: PLC0415 - see TYPE_CHECKING above
 
     order_num = due.order_num
     try:
@@ -180,7 +181,7 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
 def _close(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetime, policy: Policy) -> str:
     """Expired (unpaid), or closed here and the buyer opened the orderStr since: close it at Alipay,
     then here; if Alipay knows no trade, here only, and the order stays in the index."""
-    from .gateway import TRADE_NOT_EXIST, AlipayError, GatewayError  # noqa: PLC0415 - see TYPE_CHECKING above
+    from .alipay.gateway import TRADE_NOT_EXIST, AlipayError, GatewayError  # noqa: PLC0415 - see TYPE_CHECKING above
 
     order_num = due.order_num
     local, recheck = False, None

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, Optional, Protocol, Tuple, Union
 
-from . import clock
-from .gateway import AlipayError, AlipayGateway, GatewayError
-from .orders import MAX_REFUNDS, PAID, REFUND_DONE, REFUND_PENDING, Order, Refund
-from .validation import RefundRequest
+from .domain import clock
+from .alipay.gateway import AlipayError, AlipayGateway, GatewayError
+from .domain.orders import MAX_REFUNDS, PAID, REFUND_DONE, REFUND_PENDING, Order, Refund
+from .domain.validation import RefundRequest
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ SECRET_SUFFIX = "_SECRET"
 
 
 def _read_ssm(name: str) -> str:
-    from .repository import read_ssm_parameter  # noqa: PLC0415 - boto3 only when a key lives in SSM
+    from .aws.repository import read_ssm_parameter  # noqa: PLC0415 - boto3 only when a key lives in SSM
 
     return read_ssm_parameter(name)
 
 
 def _read_secret(secret_id: str) -> str:
-    from .repository import read_secret  # noqa: PLC0415
+    from .aws.repository import read_secret  # noqa: PLC0415
 
     return read_secret(secret_id)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .orders import OrderStore
-from .validation import OUT_TRADE_NO_RE, InvalidInput
+from .domain.orders import OrderStore
+from .domain.validation import OUT_TRADE_NO_RE, InvalidInput
 
 
 def order_status(store: OrderStore, out_trade_no: Optional[str], caller: Optional[str]) -> Optional[Dict[str, Any]]:

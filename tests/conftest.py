@@ -9,7 +9,8 @@ import pytest
 from moto import mock_aws
 
 from local import alipay, events, schema
-from shared import config, repository
+from shared import config
+from shared.aws import repository
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"

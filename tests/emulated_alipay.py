@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl
 from local import alipay
 from local.ledger import TRADE_SUCCESS, WAIT_BUYER_PAY, Trade
 from local.sandbox import Sandbox
-from shared import clock
-from shared.gateway import AlipayGateway
+from shared.domain import clock
+from shared.alipay.gateway import AlipayGateway
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"

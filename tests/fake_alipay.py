@@ -12,8 +12,8 @@ from typing import Dict, List, Optional
 from urllib.parse import parse_qsl
 
 from local import alipay
-from shared import signing
-from shared.gateway import AlipayGateway
+from shared.alipay import signing
+from shared.alipay.gateway import AlipayGateway
 
 APP_ID = "2021000000000001"
 

@@ -24,7 +24,7 @@ from alipay.aop.api.request.AlipayTradeAppPayRequest import AlipayTradeAppPayReq
 from alipay.aop.api.request.AlipayTradePagePayRequest import AlipayTradePagePayRequest
 from alipay.aop.api.request.AlipayTradeWapPayRequest import AlipayTradeWapPayRequest
 
-from shared import clock
+from shared.domain import clock
 
 
 @contextlib.contextmanager

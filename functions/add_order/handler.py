@@ -1,8 +1,9 @@
 """add_order — invoked directly (not public); the event is the order itself, amount in cents."""
-from shared import api, validation
-from shared.orders import OrderExists
+from shared import api
+from shared.domain import validation
+from shared.domain.orders import OrderExists
 from shared.payments import add_order
-from shared.repository import order_repository
+from shared.aws.repository import order_repository
 
 
 @api.endpoint("order_table", error=lambda code, msg: api.envelope(code, None, msg))

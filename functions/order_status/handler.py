@@ -1,6 +1,6 @@
 """GET /orders/{outTradeNo} — the order's status as the notify left it, for the app to show."""
 from shared import api
-from shared.repository import order_repository
+from shared.aws.repository import order_repository
 from shared.status import order_status
 
 NO_STORE = {"Cache-Control": "no-store"}

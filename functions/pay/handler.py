@@ -1,9 +1,10 @@
 """POST /pay — the client asks to pay; we create the Order row and sign the request for its channel."""
 import logging
 
-from shared import api, idempotency, validation
+from shared import api
+from shared.domain import idempotency, validation
 from shared.payments import PaymentNotCreated, pay
-from shared.repository import idempotency_store, order_repository
+from shared.aws.repository import idempotency_store, order_repository
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ import logging
 
 from shared import api
 from shared.payments import take_notify
-from shared.repository import order_repository
+from shared.aws.repository import order_repository
 
 log = logging.getLogger(__name__)
 

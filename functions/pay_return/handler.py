@@ -4,10 +4,11 @@ Shows the order as stored; never changes it (only the notify and the query are a
 """
 import logging
 
-from shared import api, sync_return
-from shared.notify import NotifyRejected
+from shared import api
+from shared.alipay import sync_return
+from shared.alipay.notify import NotifyRejected
 from shared.payments import take_return
-from shared.repository import order_repository
+from shared.aws.repository import order_repository
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import logging
 
 from shared import reconcile
 from shared.config import settings
-from shared.gateway import AlipayGateway
-from shared.repository import order_repository
+from shared.alipay.gateway import AlipayGateway
+from shared.aws.repository import order_repository
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,10 @@
 Event: ``{outTradeNo, outRequestNo, refundAmount?, refundReason?}``; without refundAmount, what
 is left of the order is refunded. Calling again with the same outRequestNo is always safe.
 """
-from shared import api, refunds, validation
-from shared.gateway import AlipayGateway
-from shared.repository import order_repository
+from shared import api, refunds
+from shared.domain import validation
+from shared.alipay.gateway import AlipayGateway
+from shared.aws.repository import order_repository
 
 
 @api.endpoint(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from local import certs
-from shared import cert
+from shared.alipay import cert
 
 pytestmark = pytest.mark.dev
 

@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 
 from local import schema
-from shared import repository
+from shared.aws import repository
 
 MUTATIONS = ("put_item", "update_item", "delete_item")
 

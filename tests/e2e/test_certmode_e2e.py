@@ -10,10 +10,10 @@ from urllib.parse import parse_qsl
 import pytest
 
 from local import keys
-from shared import cert
+from shared.alipay import cert
 
-from .conftest import free_port, http, start, wait_until
-from .test_local_stack import PURCHASE, acknowledged, app_pay, order
+from tests.e2e.conftest import free_port, http, start, wait_until
+from tests.e2e.test_local_stack import PURCHASE, acknowledged, app_pay, order
 
 
 @pytest.fixture(scope="module")

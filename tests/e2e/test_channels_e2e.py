@@ -6,8 +6,8 @@ import json
 import re
 from html import unescape
 
-from .conftest import http, wait_until
-from .test_local_stack import PURCHASE, acknowledged, order
+from tests.e2e.conftest import http, wait_until
+from tests.e2e.test_local_stack import PURCHASE, acknowledged, order
 
 
 def pay_on(stack, channel: str) -> dict:

@@ -11,11 +11,11 @@ import pytest
 
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared.orders import PAID, Order
-from shared.repository import DynamoOrderRepository
+from shared.domain.orders import PAID, Order
+from shared.aws.repository import DynamoOrderRepository
 
-from .moto_server import moto_server, served_dynamodb, transitions  # noqa: F401 - fixtures
-from ..conftest import APP_ID, notify_event
+from tests.e2e.moto_server import moto_server, served_dynamodb, transitions  # noqa: F401 - fixtures
+from tests.conftest import APP_ID, notify_event
 
 THREADS = 32
 

@@ -10,8 +10,8 @@ from functions.pay.handler import handler as pay
 from local import schema
 from shared import config
 
-from .moto_server import moto_server, served_dynamodb  # noqa: F401 - fixtures
-from ..conftest import pay_event
+from tests.e2e.moto_server import moto_server, served_dynamodb  # noqa: F401 - fixtures
+from tests.conftest import pay_event
 
 THREADS = 16
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}

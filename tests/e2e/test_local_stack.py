@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from local import keys
-from shared import clock, orderstr, repository, signing
+from shared.domain import clock
+from shared.alipay import orderstr, signing
+from shared.aws import repository
 
-from .conftest import http, wait_until
+from tests.e2e.conftest import http, wait_until
 
 PURCHASE = {"productId": "PROD_1", "userId": "USER_1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
 

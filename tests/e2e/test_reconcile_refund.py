@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, free_port, http, stack_env, start, wait_until
-from .test_local_stack import app_pay, order, pay, trade
+from tests.e2e.conftest import ROOT, free_port, http, stack_env, start, wait_until
+from tests.e2e.test_local_stack import app_pay, order, pay, trade
 
 CLOSE_AFTER = 2  # seconds: "timeout_express" shortened for the test
 

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from .conftest import ROOT, free_port, http, stack_env, start
+from tests.e2e.conftest import ROOT, free_port, http, stack_env, start
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import pytest
 
 from functions.add_order.handler import handler as add_order
 
-from ..conftest import stored_items
+from tests.conftest import stored_items
 
 GOOD = {"productId": "P1", "userId": "U1", "orderName": "subject", "totalAmount": 19801}
 

@@ -15,13 +15,16 @@ import pytest
 
 from functions.pay.handler import handler as pay
 from local import events, schema
-from shared import clock, config, gateway as gateway_module, reconcile, repository, secrets
-from shared.orders import Order
-from shared.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
-from shared.repository import BUDGETS, NOTIFY_COMPUTE_ALLOWANCE
+from shared.domain import clock
+from shared import config, reconcile, secrets
+from shared.alipay import gateway as gateway_module
+from shared.aws import repository
+from shared.domain.orders import Order
+from shared.alipay.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
+from shared.aws.repository import BUDGETS, NOTIFY_COMPUTE_ALLOWANCE
 
-from ..conftest import TABLE
-from ..emulated_alipay import EmulatedAlipay
+from tests.conftest import TABLE
+from tests.emulated_alipay import EmulatedAlipay
 
 IDEMPOTENCY_TABLE = "alipay-app-pay-test-Idempotency"
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}

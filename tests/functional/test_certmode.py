@@ -9,11 +9,11 @@ from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
 from functions.pay_return.handler import handler as pay_return
 from local import alipay, certs, events
-from shared import cert, signing
-from shared.orders import PAID, UNPAID
+from shared.alipay import cert, signing
+from shared.domain.orders import PAID, UNPAID
 
-from .. import sdk_oracle as oracle
-from ..conftest import APP_ID, notify_event, pay_event
+from tests import sdk_oracle as oracle
+from tests.conftest import APP_ID, notify_event, pay_event
 
 ORDER = {"productId": "P1", "userId": "U1", "orderName": "order", "total_amount": "12.30"}
 

@@ -8,10 +8,10 @@ from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
 from functions.pay_return.handler import handler as pay_return
 from local import alipay, events
-from shared.orders import PAID, UNPAID
+from shared.domain.orders import PAID, UNPAID
 
-from .. import sdk_oracle as oracle
-from ..conftest import APP_ID, notify_event, pay_event, stored_items
+from tests import sdk_oracle as oracle
+from tests.conftest import APP_ID, notify_event, pay_event, stored_items
 
 RETURN_URL = "https://shop.example.com/pay/return"
 ORDER = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}

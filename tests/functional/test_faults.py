@@ -10,14 +10,15 @@ import pytest
 from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared import refunds, repository
-from shared.orders import PAID, UNPAID, Order
-from shared.validation import RefundRequest
+from shared import refunds
+from shared.aws import repository
+from shared.domain.orders import PAID, UNPAID, Order
+from shared.domain.validation import RefundRequest
 
-from .. import faults
-from ..faults import sleeps  # noqa: F401 - fixture
-from ..conftest import APP_ID, TABLE, notify_event, pay_event, stored_items
-from ..emulated_alipay import EmulatedAlipay
+from tests import faults
+from tests.faults import sleeps  # noqa: F401 - fixture
+from tests.conftest import APP_ID, TABLE, notify_event, pay_event, stored_items
+from tests.emulated_alipay import EmulatedAlipay
 
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
 ALL_FAULTS = [faults.THROTTLED, faults.THROTTLING, faults.INTERNAL_ERROR, faults.UNAVAILABLE,

@@ -5,9 +5,9 @@ from urllib.parse import parse_qsl
 from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared.orders import PAID, UNPAID
+from shared.domain.orders import PAID, UNPAID
 
-from ..conftest import APP_ID, pay_event, notify_event
+from tests.conftest import APP_ID, pay_event, notify_event
 
 
 def test_pay_then_notify_marks_the_order_paid_once(store, alipay_keys):

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay, events
-from shared.notify import verify_notify
-from shared.orders import PAID, UNPAID, Order
+from shared.alipay.notify import verify_notify
+from shared.domain.orders import PAID, UNPAID, Order
 
-from ..conftest import APP_ID, SELLER_ID, notify_event, stored_items
+from tests.conftest import APP_ID, SELLER_ID, notify_event, stored_items
 
 ORDER = "ORDER_1764150000000_forgedtarget"
 FORM = {"content-type": "application/x-www-form-urlencoded; charset=utf-8"}

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from local import alipay
-from shared import gateway as gateway_module
-from shared.gateway import MAX_RESPONSE_BYTES, AlipayGateway, GatewayError, http_post
+from shared.alipay import gateway as gateway_module
+from shared.alipay.gateway import MAX_RESPONSE_BYTES, AlipayGateway, GatewayError, http_post
 
 APP_ID = "2021000000000001"
 

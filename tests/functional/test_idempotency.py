@@ -9,11 +9,13 @@ import pytest
 
 from functions.pay.handler import handler as pay
 from local import schema
-from shared import config, idempotency, repository, validation
+from shared import config
+from shared.domain import idempotency, validation
+from shared.aws import repository
 
-from .. import faults
-from ..faults import sleeps  # noqa: F401 - fixture
-from ..conftest import pay_event, stored_items
+from tests import faults
+from tests.faults import sleeps  # noqa: F401 - fixture
+from tests.conftest import pay_event, stored_items
 
 IDEMPOTENCY_TABLE = "alipay-app-pay-test-Idempotency"
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}

@@ -5,7 +5,7 @@ import pytest
 
 from functions.order_status.handler import handler as order_status
 from local import events
-from shared.orders import PAID, Order
+from shared.domain.orders import PAID, Order
 
 ORDER = "ORDER_1795000000000_abc"
 

@@ -6,11 +6,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from functions.pay.handler import handler as pay
-from shared import signing
-from shared.orders import UNPAID
+from shared.alipay import signing
+from shared.domain.orders import UNPAID
 
-from ..conftest import APP_ID, NOTIFY_URL, pay_event, stored_items
-from ..sdk_oracle import query_params
+from tests.conftest import APP_ID, NOTIFY_URL, pay_event, stored_items
+from tests.sdk_oracle import query_params
 
 GOOD = {"productId": "PROD_123456", "userId": "USER_789", "orderName": "数据恢复产品 A", "total_amount": 198.01}
 
@@ -111,7 +111,7 @@ def test_malformed_key_is_500_and_the_log_never_shows_it(dynamodb, monkeypatch, 
 
 
 def test_a_dynamodb_failure_is_500_without_an_order_str(dynamodb, store, monkeypatch):
-    from shared import repository
+    from shared.aws import repository
 
     def refuse(**kwargs):
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from functions.pay.handler import handler as pay
 from local import events
 
-from ..conftest import pay_event, stored_items
+from tests.conftest import pay_event, stored_items
 
 GOOD = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
 

@@ -3,9 +3,9 @@ import pytest
 
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared.orders import CLOSED, PAID, UNPAID, Order
+from shared.domain.orders import CLOSED, PAID, UNPAID, Order
 
-from ..conftest import APP_ID, notify_event
+from tests.conftest import APP_ID, notify_event
 
 ORDER = "ORDER_1795000000000_abc"
 
@@ -107,7 +107,7 @@ def test_plain_text_body_from_api_gateway_is_read_too(order, alipay_keys):
 def test_our_failure_answers_fail_and_the_retry_succeeds(order, alipay_keys, monkeypatch):
     from botocore.exceptions import ClientError
 
-    from shared import repository
+    from shared.aws import repository
 
     client = repository.dynamodb_client()
     real = client.update_item

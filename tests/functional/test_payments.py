@@ -1,7 +1,7 @@
 """shared.payments on moto: an out_trade_no collision draws a new number, never overwrites."""
 from shared import payments
-from shared.orders import Order
-from shared.validation import NewOrder
+from shared.domain.orders import Order
+from shared.domain.validation import NewOrder
 
 NEW = NewOrder("P1", "U1", "subject", 100)
 

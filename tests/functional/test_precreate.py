@@ -7,11 +7,11 @@ import pytest
 from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared import gateway as gateway_module
-from shared.orders import PAID, UNPAID
+from shared.alipay import gateway as gateway_module
+from shared.domain.orders import PAID, UNPAID
 
-from ..conftest import APP_ID, NOTIFY_URL, notify_event, pay_event, stored_items
-from ..fake_alipay import FakeAlipay
+from tests.conftest import APP_ID, NOTIFY_URL, notify_event, pay_event, stored_items
+from tests.fake_alipay import FakeAlipay
 
 ORDER = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01", "channel": "precreate"}
 

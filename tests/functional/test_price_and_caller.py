@@ -9,7 +9,7 @@ import pytest
 from functions.pay.handler import handler as pay
 from shared import api, config
 
-from ..conftest import pay_event, stored_items
+from tests.conftest import pay_event, stored_items
 
 CATALOG = {"products": {"PROD_A": {"price": "198.01", "name": "数据恢复产品 A"}, "PROD_B": {"price": 5}}}
 

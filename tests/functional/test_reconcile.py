@@ -13,11 +13,14 @@ from functions.add_order.handler import handler as add_order
 from functions.pay_notify.handler import handler as pay_notify
 from functions.reconcile.handler import handler as reconcile_handler
 from local import alipay
-from shared import clock, gateway as gateway_module, reconcile, repository
-from shared.orders import CLOSED, PAID, RECONCILE_SHARDS, UNPAID, Order, Recheck
+from shared.domain import clock
+from shared.alipay import gateway as gateway_module
+from shared import reconcile
+from shared.aws import repository
+from shared.domain.orders import CLOSED, PAID, RECONCILE_SHARDS, UNPAID, Order, Recheck
 
-from ..conftest import APP_ID, TABLE, notify_event
-from ..emulated_alipay import EmulatedAlipay
+from tests.conftest import APP_ID, TABLE, notify_event
+from tests.emulated_alipay import EmulatedAlipay
 
 NOW = clock.now().replace(microsecond=0)
 POLICY = reconcile.Policy(min_age=timedelta(minutes=5), close_after=timedelta(minutes=30), max_orders=100)

@@ -8,13 +8,15 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from functions.pay_notify.handler import handler as pay_notify
 from functions.refund.handler import handler as refund_handler
 from local import alipay
-from shared import clock, gateway as gateway_module, refunds
-from shared.gateway import GatewayError
-from shared.orders import PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order
-from shared.validation import RefundRequest
+from shared.domain import clock
+from shared.alipay import gateway as gateway_module
+from shared import refunds
+from shared.alipay.gateway import GatewayError
+from shared.domain.orders import PAID, REFUND_DONE, REFUND_PENDING, UNPAID, Order
+from shared.domain.validation import RefundRequest
 
-from ..conftest import APP_ID, notify_event
-from ..emulated_alipay import EmulatedAlipay
+from tests.conftest import APP_ID, notify_event
+from tests.emulated_alipay import EmulatedAlipay
 
 TOTAL = 19801
 

@@ -14,11 +14,13 @@ import pytest
 from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared import config, logs, repository, secrets, signing
+from shared import config, logs, secrets
+from shared.aws import repository
+from shared.alipay import signing
 
-from .. import faults
-from ..faults import sleeps  # noqa: F401 - fixture
-from ..conftest import APP_ID, SELLER_ID, notify_event, pay_event, stored_items
+from tests import faults
+from tests.faults import sleeps  # noqa: F401 - fixture
+from tests.conftest import APP_ID, SELLER_ID, notify_event, pay_event, stored_items
 
 PURCHASE = {"productId": "P1", "userId": "U1", "orderName": "数据恢复产品 A", "total_amount": "198.01"}
 APP_KEY_PARAM = "/alipay-app-pay/test/app-private-key"

@@ -6,11 +6,11 @@ import yaml
 from botocore.retries import standard
 
 from local import schema
-from shared import repository
-from shared.gateway import AlipayGateway
-from shared.orders import RECONCILE_SHARDS
-from shared.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
-from shared.repository import DYNAMODB, HTTP_API_TIMEOUT, NOTIFY_DEADLINE, SECRETS, CallBudget
+from shared.aws import repository
+from shared.alipay.gateway import AlipayGateway
+from shared.domain.orders import RECONCILE_SHARDS
+from shared.alipay.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
+from shared.aws.repository import DYNAMODB, HTTP_API_TIMEOUT, NOTIFY_DEADLINE, SECRETS, CallBudget
 
 
 def test_the_notify_answers_within_alipays_deadline_in_the_worst_case():

@@ -6,7 +6,8 @@ from cryptography.hazmat.primitives import hashes
 
 from local import certs
 from local.alipay import KeyPair
-from shared import cert, config, signing
+from shared.alipay import cert, signing
+from shared import config
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared import orderstr
-from shared.cert import CertSN
+from shared.alipay import orderstr
+from shared.alipay.cert import CertSN
 
-from .. import sdk_oracle as oracle
+from tests import sdk_oracle as oracle
 
 pytestmark = pytest.mark.oracle
 

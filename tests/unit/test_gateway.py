@@ -6,8 +6,9 @@ from urllib.parse import parse_qsl
 import pytest
 
 from local import alipay
-from shared import clock, signing
-from shared.gateway import (
+from shared.domain import clock
+from shared.alipay import signing
+from shared.alipay.gateway import (
     AlipayError, AlipayGateway, GatewayError, TRADE_NOT_EXIST, build_request, check_url, parse_response,
 )
 

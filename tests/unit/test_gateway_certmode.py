@@ -3,10 +3,10 @@ configured Alipay certificate's SN and verified with its key."""
 import pytest
 
 from local import alipay, certs
-from shared import cert
-from shared.gateway import AlipayGateway, GatewayError
+from shared.alipay import cert
+from shared.alipay.gateway import AlipayGateway, GatewayError
 
-from ..fake_alipay import APP_ID, FakeAlipay, Trade
+from tests.fake_alipay import APP_ID, FakeAlipay, Trade
 
 QUERY = "alipay.trade.query"
 

@@ -22,10 +22,11 @@ from alipay.aop.api.request.AlipayTradeQueryRequest import AlipayTradeQueryReque
 from alipay.aop.api.request.AlipayTradeRefundRequest import AlipayTradeRefundRequest  # noqa: E402
 
 from local import alipay  # noqa: E402
-from shared import clock, orderstr  # noqa: E402
-from shared.gateway import AlipayGateway  # noqa: E402
+from shared.domain import clock  # noqa: E402
+from shared.alipay import orderstr
+from shared.alipay.gateway import AlipayGateway  # noqa: E402
 
-from ..sdk_oracle import frozen_sdk_clock, sdk_client  # noqa: E402
+from tests.sdk_oracle import frozen_sdk_clock, sdk_client  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 

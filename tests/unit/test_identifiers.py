@@ -2,7 +2,8 @@
 no trailing newline slips through a ``$`` anchor, which also matches before a final ``\\n``."""
 import pytest
 
-from shared import status, validation
+from shared import status
+from shared.domain import validation
 
 ORDER = {"productId": "P1", "userId": "U1", "orderName": "subject", "totalAmount": 100}
 

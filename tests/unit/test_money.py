@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from shared.money import InvalidAmount, _decimal_cents, cents_to_yuan, check_cents, yuan_to_cents
+from shared.domain.money import InvalidAmount, _decimal_cents, cents_to_yuan, check_cents, yuan_to_cents
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 import pytest
 
 from local import alipay
-from shared.notify import NotifyRejected, parse_form, verify_notify
+from shared.alipay.notify import NotifyRejected, parse_form, verify_notify
 
-from ..conftest import APP_ID, SELLER_ID
+from tests.conftest import APP_ID, SELLER_ID
 
 
 def signed(keys, **overrides):

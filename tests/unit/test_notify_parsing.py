@@ -2,8 +2,8 @@
 from hypothesis import given, settings, strategies as st
 
 from local import alipay
-from shared import notify
-from shared.notify import NotifyRejected, parse_form
+from shared.alipay import notify
+from shared.alipay.notify import NotifyRejected, parse_form
 
 pieces = st.sampled_from([b"a", b"k", b"charset", b"=", b"&", b"%26", b"%3D", b"%3d", b"%", b"%2", b"%E4%B8%AD",
                           b"%CA%FD", b"+", b"utf-8", b"gbk", b"%FF", b"\xe4\xb8\xad", b"b", b"=1"])

@@ -1,4 +1,4 @@
-from shared.orders import CLOSED, PAID, UNPAID, Order, Outcome, judge, new_out_trade_no
+from shared.domain.orders import CLOSED, PAID, UNPAID, Order, Outcome, judge, new_out_trade_no
 
 ORDER = Order("ORDER_1_a", "P", "U", "n", 100)
 

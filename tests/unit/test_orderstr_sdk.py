@@ -5,11 +5,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from shared import orderstr, signing
-from shared.orderstr import AppPayOrder
+from shared.alipay import orderstr, signing
+from shared.alipay.orderstr import AppPayOrder
 
-from ..conftest import APP_ID, NOTIFY_URL
-from ..sdk_oracle import query_params, sdk_app_pay, sdk_client
+from tests.conftest import APP_ID, NOTIFY_URL
+from tests.sdk_oracle import query_params, sdk_app_pay, sdk_client
 
 pytestmark = pytest.mark.oracle
 AT = datetime(2026, 11, 26, 15, 50, 34, tzinfo=timezone(timedelta(hours=8)))

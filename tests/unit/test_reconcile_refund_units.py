@@ -6,9 +6,10 @@ import pytest
 
 from local import schedule
 from local.server import Function
-from shared import reconcile, validation
+from shared import reconcile
+from shared.domain import validation
 from shared.config import ConfigError
-from shared.orders import (
+from shared.domain.orders import (
     CLOSED, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, Refund, reconcile_shard,
 )
 

@@ -9,10 +9,11 @@ from typing import Dict, Optional
 
 import pytest
 
-from shared import idempotency, logs, money, secrets
-from shared.catalog import Catalog, CatalogError, parse_catalog
+from shared.domain import idempotency, money
+from shared import logs, secrets
+from shared.domain.catalog import Catalog, CatalogError, parse_catalog
 from shared.config import ConfigError
-from shared.validation import InvalidInput
+from shared.domain.validation import InvalidInput
 
 
 # --- catalog ------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from local import sandbox as sandbox_module
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, Ledger
 from local.notifier import Notifier
 from local.sandbox import Sandbox, check_pay_biz, invalid
-from shared import clock, notify, orderstr, signing
+from shared.domain import clock
+from shared.alipay import notify, orderstr, signing
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"

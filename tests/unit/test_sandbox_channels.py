@@ -12,11 +12,11 @@ import pytest
 from local import certs
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY
 from local.sandbox import CertMode, Sandbox, scan
-from shared import cert, orderstr, sync_return
-from shared.gateway import AlipayError, AlipayGateway
+from shared.alipay import cert, orderstr, sync_return
+from shared.alipay.gateway import AlipayError, AlipayGateway
 
-from .. import sdk_oracle
-from .test_sandbox import APP_ID, NOTIFY_URL, SELLER_ID, RecordingNotifier
+from tests import sdk_oracle
+from tests.unit.test_sandbox import APP_ID, NOTIFY_URL, SELLER_ID, RecordingNotifier
 
 RETURN_URL = "http://127.0.0.1:9/pay/return?shop=1"
 ORDER = orderstr.PayOrder("ORDER_1795000000000_web", 19801, "数据恢复产品 A")

@@ -2,9 +2,9 @@
 import pytest
 
 from local.sandbox import GatewayError, GatewayRequest, trade_refund
-from shared.gateway import AlipayError
+from shared.alipay.gateway import AlipayError
 
-from ..emulated_alipay import EmulatedAlipay
+from tests.emulated_alipay import EmulatedAlipay
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The Order table's reconcile index is defined once, in serverless.yml, and the code names it."""
 from local import schema
-from shared import repository
+from shared.aws import repository
 
 
 def test_reconcile_index_comes_from_serverless_yml():

@@ -8,7 +8,7 @@ import pytest
 import rsa as pure_rsa  # the official SDK's own RSA library: an independent signer
 
 from local.alipay import KeyPair
-from shared import signing
+from shared.alipay import signing
 
 
 def private_forms(keys: KeyPair):

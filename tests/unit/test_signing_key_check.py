@@ -6,7 +6,7 @@ import base64
 import pytest
 
 from local.alipay import KeyPair
-from shared import signing
+from shared.alipay import signing
 
 PAIR_A, PAIR_B = KeyPair.generate(), KeyPair.generate()
 KEY_A = PAIR_A.private_key.private_numbers()

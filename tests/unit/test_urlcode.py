@@ -3,7 +3,7 @@ from urllib.parse import quote_plus, unquote_to_bytes
 
 from hypothesis import example, given, settings, strategies as st
 
-from shared import urlcode
+from shared.alipay import urlcode
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 gbk_texts = st.text(st.sampled_from("数据恢复产品订单描述 aZ09-_.~+/=%&?#中文"), max_size=30)

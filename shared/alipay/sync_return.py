@@ -13,9 +13,9 @@ from typing import Optional
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import money
+from ..domain import money
 from .notify import amount_cents, verified_params
-from .orders import CLOSED, PAID, Order
+from ..domain.orders import CLOSED, PAID, Order
 
 REQUIRED = ("app_id", "out_trade_no")
 

@@ -22,7 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import SignatureAlgorithmOID
 
-from . import config, signing
+from .. import config
+from . import signing
 
 ROOT_SIGNATURE_ALGORITHMS = frozenset({SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.RSA_WITH_SHA256})
 _PEM_CERT = "-----BEGIN CERTIFICATE-----"

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import clock, money, signing, urlcode
+from ..domain import clock, money
+from . import signing, urlcode
 
 if TYPE_CHECKING:  # cert (cryptography.x509) loads only in certificate mode
     from .cert import CertSN

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from .idempotency import COMPLETED, IN_PROGRESS, Record
-from .orders import (
+from ..domain.idempotency import COMPLETED, IN_PROGRESS, Record
+from ..domain.orders import (
     CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, Outcome,
     Recheck, Refund, Transition, judge, reconcile_shard,
 )
@@ -72,7 +72,7 @@ SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
 
 def _gateway_timeout() -> float:
     """One gateway call, whole (http_post ends by it); imported late to keep http/ssl off pay's path."""
-    from .gateway import DEFAULT_TIMEOUT  # noqa: PLC0415
+    from ..alipay.gateway import DEFAULT_TIMEOUT  # noqa: PLC0415
 
     return DEFAULT_TIMEOUT
 

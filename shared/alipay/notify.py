@@ -12,7 +12,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import money, signing, urlcode
+from ..domain import money
+from . import signing, urlcode
 
 MAX_BODY_BYTES = 64 * 1024  # a real notify is about 1-2 KB
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "gb18030": "gb18030"}

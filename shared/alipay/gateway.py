@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import clock, money, orderstr, signing
+from ..domain import clock, money
+from . import orderstr, signing
 
 if TYPE_CHECKING:  # cert (cryptography.x509) loads only in certificate mode
     from .cert import CertSN
