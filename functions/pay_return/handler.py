@@ -4,8 +4,7 @@ Shows the order as stored; never changes it (only the notify and the query are a
 """
 import logging
 
-from shared import api
-from shared.alipay import sync_return
+from shared import api, return_page
 from shared.alipay.notify import NotifyRejected
 from shared.payments import take_return
 from shared.aws.repository import order_repository
@@ -15,7 +14,7 @@ log = logging.getLogger(__name__)
 
 @api.endpoint(
     "app_id", "alipay_public_key", "alipay_cert", "order_table",
-    error=lambda code, msg: api.html_reply(sync_return.render_unavailable(), code),
+    error=lambda code, msg: api.html_reply(return_page.render_unavailable(), code),
 )
 def handler(event, cfg):
     query = (event.get("rawQueryString") or "").encode("utf-8")
@@ -23,5 +22,5 @@ def handler(event, cfg):
         order = take_return(order_repository(cfg.order_table), cfg, query)
     except NotifyRejected as exc:
         log.warning("return rejected: %s", exc.reason)
-        return api.html_reply(sync_return.render_rejected(), 400)
-    return api.html_reply(sync_return.render_page(order), 200 if order else 404)
+        return api.html_reply(return_page.render_rejected(), 400)
+    return api.html_reply(return_page.render_page(order), 200 if order else 404)
