@@ -10,7 +10,8 @@ from decimal import Decimal
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from . import logs
-from .config import ConfigError, Settings, settings
+from .config import Settings, settings
+from .environment import ConfigError
 from .domain.validation import InvalidInput, RequestRefused
 
 log = logging.getLogger(__name__)

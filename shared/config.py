@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from . import secrets
 from .alipay import signing
+from .environment import ConfigError, int_setting
 
 if TYPE_CHECKING:
     from .alipay import cert
@@ -40,29 +42,6 @@ _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
 _URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-
-
-class ConfigError(RuntimeError):
-    """A configuration variable is missing or malformed. ``variable`` names it; no value leaks."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"configuration {variable} is {problem}")
-        self.variable = variable
-
-
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
-
-
-def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: Optional[int] = None) -> int:
-    """An optional whole-number setting (seconds, counts): ASCII digits within bounds, else ``ConfigError``."""
-    text = env.get(name, "").strip()
-    if not text:
-        return int(default)
-    value = int(text) if _WHOLE_NUMBER.fullmatch(text) else None
-    if value is None or value < minimum or (maximum is not None and value > maximum):
-        bounds = f"{minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        raise ConfigError(name, f"malformed (expected a whole number {bounds})")
-    return value
 
 
 class Settings:
@@ -94,7 +73,6 @@ class Settings:
         The text is re-read through the secrets cache (a dict lookup when warm); it is parsed
         again only when it changed, i.e. once per container and rotation.
         """
-        from . import secrets  # noqa: PLC0415 - secrets imports ConfigError from here
 
         text, source = secrets.key_text(self._env, variable)
         cached = self._keys.get(variable)
@@ -158,7 +136,7 @@ class Settings:
 
     @cached_property
     def idempotency_table(self) -> Optional[str]:
-        """Optional: the table behind the ``Idempotency-Key`` header (shared/idempotency.py)."""
+        """Optional: the table behind the ``Idempotency-Key`` header (shared/domain/idempotency.py)."""
         return self._optional(IDEMPOTENCY_TABLE, _TABLE_RE, "a DynamoDB table name")
 
     @cached_property
@@ -168,7 +146,7 @@ class Settings:
 
     @cached_property
     def catalog(self) -> Optional["Catalog"]:
-        """Optional: the product catalog whose prices pay trusts over the client's (shared/catalog.py)."""
+        """Optional: the product catalog whose prices pay trusts over the client's (shared/domain/catalog.py)."""
         from .domain.catalog import CatalogError, load_catalog  # noqa: PLC0415
 
         if not self._env.get(PRODUCT_CATALOG, "").strip():
@@ -192,7 +170,7 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(GATEWAY_URL, f"malformed ({exc})") from None
 
-    # --- certificate mode (shared/cert.py); None everywhere in public-key mode ------------------
+    # --- certificate mode (shared/alipay/cert.py); None everywhere in public-key mode ------------------
 
     @cached_property
     def cert_sn(self) -> Optional[cert.CertSN]:
@@ -202,8 +180,9 @@ class Settings:
         from .alipay import cert  # noqa: PLC0415 - x509 parsing costs cold-start time public-key mode never needs
 
         key = self.app_private_key
-        app_sn = self._key(APP_CERT, lambda value: cert.app_cert_sn(value, key))
-        return cert.CertSN(app_sn, self._key(ROOT_CERT, cert.alipay_root_cert_sn))
+        app_sn = self._key(APP_CERT, lambda value: cert.app_cert_sn(cert.read_text(value, CODE_ROOT), key))
+        root_sn = self._key(ROOT_CERT, lambda value: cert.alipay_root_cert_sn(cert.read_text(value, CODE_ROOT)))
+        return cert.CertSN(app_sn, root_sn)
 
     @cached_property
     def alipay_cert(self) -> Optional[cert.AlipayCert]:
@@ -214,7 +193,7 @@ class Settings:
             return None
         from .alipay import cert  # noqa: PLC0415 - see cert_sn
 
-        return self._key(ALIPAY_CERT, cert.alipay_cert)
+        return self._key(ALIPAY_CERT, lambda value: cert.alipay_cert(cert.read_text(value, CODE_ROOT)))
 
     @property
     def alipay_cert_sn(self) -> Optional[str]:

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Proto
 
 from .domain import clock
 from .alipay import orderstr
-from .config import ConfigError, int_setting
+from .environment import ConfigError, int_setting
 from .domain.orders import (
     CLOSED, CLOSED_TRADE_STATUS, KNOWN_TRADE_STATUSES, UNPAID, WAITING_TRADE_STATUS, Due, OrderStore, Outcome, Recheck,
     apply_trade_status,
 )
-from .aws.repository import reconcile_order_worst_case_seconds
+from .budgets import reconcile_order_worst_case_seconds
 
 if TYPE_CHECKING:  # the gateway (http.client, ssl) loads when a pass runs, not on pay's path
     from .alipay.gateway import AlipayGateway
@@ -249,7 +249,7 @@ def run(
     time_left: Callable[[], float] = lambda: float("inf"),
 ) -> Report:
     """One bounded pass. ``time_left`` (seconds) stops it early: an order is taken only while its
-    worst case fits (``repository.reconcile_order_worst_case_seconds``)."""
+    worst case fits (``budgets.reconcile_order_worst_case_seconds``)."""
     now = clock.now() if now is None else now
     report = Report()
     due, more = store.due_orders(clock.iso(now), policy.max_orders)

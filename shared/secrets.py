@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Tuple
 
-from .config import ConfigError, int_setting
+from .environment import ConfigError, int_setting
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import SignatureAlgorithmOID
 
-from .. import config
 from . import signing
 
 ROOT_SIGNATURE_ALGORITHMS = frozenset({SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.RSA_WITH_SHA256})
@@ -34,18 +33,18 @@ class CertFormatError(signing.KeyFormatError):
     """A certificate could not be read or does not fit its role. No certificate text in the message."""
 
 
-def read_text(value: str) -> str:
+def read_text(value: str, root: Optional[str] = None) -> str:
     """PEM text, or the path of a PEM file shipped with the function.
 
     Lambda's environment holds 4 KB in all; Alipay's root bundle alone is about that, so a
-    deployment may name a file (relative to the task root, e.g. ``certs/alipayRootCert.crt``,
-    which serverless.yml packages) instead of inlining the PEM.
+    deployment may name a file (relative to ``root``, the task root configuration hands in, e.g.
+    ``certs/alipayRootCert.crt``, which serverless.yml packages) instead of inlining the PEM.
     """
     if _PEM_CERT in value:
         return value.strip().replace("\\n", "\n")
     path = Path(value.strip())
-    if not path.is_absolute():
-        path = Path(config.CODE_ROOT) / path
+    if root is not None and not path.is_absolute():
+        path = Path(root) / path
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError, ValueError):

@@ -323,7 +323,7 @@ def test_handler_runs_a_pass_from_the_environment(store, fake, monkeypatch):
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5"])
 def test_malformed_policy_is_a_config_error(value):
-    from shared.config import ConfigError
+    from shared.environment import ConfigError
 
     with pytest.raises(ConfigError):
         reconcile.Policy.from_env({"RECONCILE_MAX_ORDERS": value})

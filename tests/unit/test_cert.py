@@ -134,12 +134,19 @@ def test_in_certificate_mode_the_certificates_key_wins_over_a_public_key(files, 
     assert cfg.alipay_public_key.public_numbers() == alipay_keys.public_key.public_numbers()
 
 
-def test_a_relative_certificate_path_is_read_from_the_code_root_not_the_cwd(files, tmp_path, monkeypatch):
+def test_a_relative_certificate_path_is_read_from_the_code_root_not_the_cwd(files, app_keys, tmp_path, monkeypatch):
     """Deployments name the packaged file (``certs/alipayRootCert.crt``): it is found next to the
     code, as PRODUCT_CATALOG is, wherever the process happens to run."""
     root = tmp_path / "task"
     (root / "certs").mkdir(parents=True)
-    (root / "certs" / "alipayRootCert.crt").write_text(files.root_cert)
-    monkeypatch.setattr(config, "CODE_ROOT", root)
+    for name, text in (("alipayRootCert.crt", files.root_cert), ("appCertPublicKey.crt", files.app_cert),
+                       ("alipayCertPublicKey_RSA2.crt", files.alipay_cert)):
+        (root / "certs" / name).write_text(text)
+    monkeypatch.setattr(config, "CODE_ROOT", str(root))
     monkeypatch.chdir(tmp_path)
-    assert cert.alipay_root_cert_sn("certs/alipayRootCert.crt") == cert.alipay_root_cert_sn(files.root_cert)
+    cfg = settings(app_keys, ALIPAY_APP_CERT="certs/appCertPublicKey.crt", ALIPAY_ROOT_CERT="certs/alipayRootCert.crt",
+                   ALIPAY_CERT="certs/alipayCertPublicKey_RSA2.crt")
+    assert cfg.cert_sn == cert.CertSN(cert.cert_sn(files.app), cert.alipay_root_cert_sn(files.root_cert))
+    assert cfg.alipay_cert_sn == cert.alipay_cert(files.alipay_cert).sn
+    with pytest.raises(cert.CertFormatError):  # the protocol layer alone reads from where it is told
+        cert.alipay_root_cert_sn("certs/alipayRootCert.crt")

@@ -1,6 +1,7 @@
 import pytest
 
-from shared.config import ConfigError, Settings
+from shared.config import Settings
+from shared.environment import ConfigError
 
 GOOD = {
     "ALIPAY_APP_ID": "2021000000000001",

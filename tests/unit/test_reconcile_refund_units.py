@@ -8,7 +8,7 @@ from local import schedule
 from local.server import Function
 from shared import reconcile
 from shared.domain import validation
-from shared.config import ConfigError
+from shared.environment import ConfigError
 from shared.domain.orders import (
     CLOSED, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, Refund, reconcile_shard,
 )

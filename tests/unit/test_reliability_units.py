@@ -12,7 +12,7 @@ import pytest
 from shared.domain import idempotency, money
 from shared import logs, secrets
 from shared.domain.catalog import Catalog, CatalogError, parse_catalog
-from shared.config import ConfigError
+from shared.environment import ConfigError
 from shared.domain.validation import InvalidInput
 
 
