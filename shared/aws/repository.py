@@ -1,5 +1,6 @@
 """DynamoDB (and the SSM / Secrets Manager reads) for the core: every write is conditional,
-every failed condition explained, every call bounded in time.
+every failed condition explained, every call bounded in time (``CallBudget``; the handlers'
+whole-request sums that add Alipay's gateway to these are shared/budgets.py's).
 
 ``boto3`` is imported here only, and lazily, so the pure core of shared/ imports no AWS code.
 """
@@ -24,9 +25,6 @@ LEAVE_INDEX = "REMOVE reconcileShard, reconcileAt, reconcileTries"
 # --- time budgets -------------------------------------------------------------------------------
 
 MAX_BACKOFF = 20.0  # botocore's cap on one retry delay (retries/standard.py ExponentialBackoff)
-NOTIFY_DEADLINE = 5.0  # Alipay must read our answer within this, or it counts the delivery failed
-NOTIFY_COMPUTE_ALLOWANCE = 0.5  # parse + RSA2 verify + logging, measured in milliseconds; generous
-HTTP_API_TIMEOUT = 30.0  # API Gateway HTTP API's integration timeout (its maximum): pay must answer first
 
 
 @dataclass(frozen=True)
@@ -68,32 +66,6 @@ DYNAMODB = CallBudget(attempts=2, connect_timeout=0.3, read_timeout=0.6)
 # Keys are read once per container and then every SECRETS_TTL_SECONDS; a failed refresh keeps the
 # cached key (shared/secrets.py), so only a cold start depends on this one unretried call.
 SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
-
-
-def _gateway_timeout() -> float:
-    """One gateway call, whole (http_post ends by it); imported late to keep http/ssl off pay's path."""
-    from ..alipay.gateway import DEFAULT_TIMEOUT  # noqa: PLC0415
-
-    return DEFAULT_TIMEOUT
-
-
-def notify_worst_case_seconds() -> float:
-    """pay_notify's worst case: a cold key read, one conditional write, and the CPU work."""
-    return SECRETS.worst_case_seconds() + DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
-
-
-def pay_worst_case_seconds() -> float:
-    """pay's worst case, on its longest path (channel=precreate with an Idempotency-Key, keys cold):
-    two key reads (the app's private key; Alipay's public key, to verify the gateway's answer),
-    three DynamoDB calls (key claim, Order put, key completion or release), one gateway call."""
-    return (2 * SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + _gateway_timeout()
-            + NOTIFY_COMPUTE_ALLOWANCE)
-
-
-def reconcile_order_worst_case_seconds(gateway_timeout: Optional[float] = None) -> float:
-    """What a reconcile pass must have left to take one more order: ``alipay.trade.query`` and
-    ``alipay.trade.close``, and two conditional writes (a refused transition, then the reschedule)."""
-    return 2 * (_gateway_timeout() if gateway_timeout is None else gateway_timeout) + 2 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
 
 
 # --- clients --------------------------------------------------------------------------------------

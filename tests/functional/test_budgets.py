@@ -1,4 +1,4 @@
-"""The worst-case arithmetic of shared/repository.py counts every call the code really makes.
+"""The worst-case arithmetic of shared/budgets.py counts every call the code really makes.
 
 Each path runs against moto and the emulated gateway with its calls counted (botocore's own
 ``before-call`` events, the gateway transport); priced at each budget's worst case, the calls
@@ -16,12 +16,13 @@ import pytest
 from functions.pay.handler import handler as pay
 from local import events, schema
 from shared.domain import clock
-from shared import config, reconcile, secrets
+from shared import budgets, config, reconcile, secrets
 from shared.alipay import gateway as gateway_module
 from shared.aws import repository
 from shared.domain.orders import Order
 from shared.alipay.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
-from shared.aws.repository import BUDGETS, NOTIFY_COMPUTE_ALLOWANCE
+from shared.aws.repository import BUDGETS
+from shared.budgets import NOTIFY_COMPUTE_ALLOWANCE
 
 from tests.conftest import TABLE
 from tests.emulated_alipay import EmulatedAlipay
@@ -89,7 +90,7 @@ def test_pays_worst_case_prices_every_call_of_every_channel(cold_pay, fake, chan
     calls = cold_pay.snapshot()
     if channel == "precreate":  # the path the old arithmetic left out: Alipay's key and the gateway
         assert calls["ssm"] == 2 and calls["gateway"] == 1
-    assert priced(calls) <= repository.pay_worst_case_seconds(), dict(calls)
+    assert priced(calls) <= budgets.pay_worst_case_seconds(), dict(calls)
 
 
 # --- reconcile: what one more order may cost ------------------------------------------------------
@@ -131,13 +132,13 @@ def test_reconciles_reserve_prices_every_call_between_two_time_checks(orders, fa
     assert report.complete and report.actions == {"paid": 1, "closed": 1, "closed_here": 1, "waiting": 1, "mismatch": 1}
     spans = [after - before for before, after in zip(marks, marks[1:] + [calls.snapshot()])]
     assert max(spans, key=priced)["gateway"] == 2  # the close path: query and close
-    reserve = repository.reconcile_order_worst_case_seconds(gateway.timeout)
+    reserve = budgets.reconcile_order_worst_case_seconds(gateway.timeout)
     assert all(priced(span, gateway.timeout) <= reserve for span in spans), [dict(s) for s in spans]
 
 
 def test_a_pass_takes_no_order_it_may_not_finish(orders, fake):
     gateway = fake.gateway()
-    reserve = repository.reconcile_order_worst_case_seconds(gateway.timeout)
+    reserve = budgets.reconcile_order_worst_case_seconds(gateway.timeout)
     report = reconcile.run(orders, gateway, POLICY, now=NOW, time_left=lambda: reserve - 0.01)
     assert not report.complete and report.actions == {} and fake.calls == []
     report = reconcile.run(orders, gateway, POLICY, now=NOW, time_left=lambda: reserve)

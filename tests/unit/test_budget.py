@@ -10,11 +10,13 @@ from shared.aws import repository
 from shared.alipay.gateway import AlipayGateway
 from shared.domain.orders import RECONCILE_SHARDS
 from shared.alipay.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
-from shared.aws.repository import DYNAMODB, HTTP_API_TIMEOUT, NOTIFY_DEADLINE, SECRETS, CallBudget
+from shared import budgets
+from shared.aws.repository import DYNAMODB, SECRETS, CallBudget
+from shared.budgets import HTTP_API_TIMEOUT, NOTIFY_DEADLINE
 
 
 def test_the_notify_answers_within_alipays_deadline_in_the_worst_case():
-    worst = repository.notify_worst_case_seconds()
+    worst = budgets.notify_worst_case_seconds()
     assert worst <= NOTIFY_DEADLINE, f"{worst:.2f}s > {NOTIFY_DEADLINE}s"
 
 
@@ -27,8 +29,8 @@ def lambda_timeout(function):
     return spec["functions"][function].get("timeout", spec["provider"]["timeout"])
 
 
-@pytest.mark.parametrize("function, worst", [("pay", repository.pay_worst_case_seconds),
-                                             ("pay_notify", repository.notify_worst_case_seconds)])
+@pytest.mark.parametrize("function, worst", [("pay", budgets.pay_worst_case_seconds),
+                                             ("pay_notify", budgets.notify_worst_case_seconds)])
 def test_the_worst_case_ends_before_lambda_times_out(function, worst):
     """Our own answer (500 / 502 / ``fail``), never Lambda's timeout, which could cut a write in half.
     pay's figure is its longest path, precreate (tests/functional/test_budgets.py counts its calls)."""
@@ -45,12 +47,12 @@ def test_every_http_function_answers_before_api_gateway_gives_up():
 def test_a_reconcile_pass_has_room_for_at_least_one_order():
     """Its start (both keys read cold, one Query per index shard) and one order at its worst fit in its timeout."""
     start = 2 * SECRETS.worst_case_seconds() + RECONCILE_SHARDS * DYNAMODB.worst_case_seconds()
-    assert start + repository.reconcile_order_worst_case_seconds() < lambda_timeout("reconcile")
+    assert start + budgets.reconcile_order_worst_case_seconds() < lambda_timeout("reconcile")
 
 
 def test_the_gateway_budget_is_the_clients_own_timeout(app_keys, alipay_keys):
     """One source of truth: the arithmetic prices a gateway call at the client's timeout, which
-    shared/gateway.py http_post keeps for the whole call (tests/functional/test_gateway_http.py)."""
+    shared/alipay/gateway.py http_post keeps for the whole call (tests/functional/test_gateway_http.py)."""
     client = AlipayGateway(app_id="2021000000000001", private_key=app_keys.private_key,
                            alipay_public_key=alipay_keys.public_key)
     assert client.timeout == GATEWAY_TIMEOUT
