@@ -6,12 +6,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Protocol
 
 from . import money
-
-if TYPE_CHECKING:
-    from .catalog import Catalog
 
 MAX_ID_LEN = 64
 MAX_SUBJECT_LEN = 256
@@ -29,6 +26,13 @@ class RequestRefused(ValueError):
 
 class InvalidInput(RequestRefused):
     """The request is wrong; the message says what, in words the client can act on."""
+
+
+class PriceList(Protocol):
+    """Where pay's prices come from when the client's are not trusted (catalog.py's ``Catalog``)."""
+
+    def price(self, product_id: str, client_amount: Any) -> int:
+        """The price in cents; ``InvalidInput`` for an unknown product or a differing client amount."""
 
 
 class NotTheCaller(RequestRefused):
@@ -133,7 +137,7 @@ def _amount(convert, value: Any, name: str) -> int:
         raise InvalidInput(str(exc)) from None
 
 
-def pay_request(payload: Any, *, caller: Optional[str] = None, catalog: Optional[Catalog] = None) -> NewOrder:
+def pay_request(payload: Any, *, caller: Optional[str] = None, catalog: Optional[PriceList] = None) -> NewOrder:
     """pay's JSON body: ``{productId, userId, orderName, total_amount (yuan), body?}``.
 
     ``caller`` (the JWT ``sub``) replaces ``userId``; with a ``catalog`` the price is the
