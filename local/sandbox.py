@@ -93,7 +93,7 @@ def gateway_method(name: str) -> Callable[[MethodHandler], MethodHandler]:
 
 @dataclass(frozen=True)
 class CertMode:
-    """An app in public-key-certificate mode, as Alipay holds it (shared/cert.py computes the SNs)."""
+    """An app in public-key-certificate mode, as Alipay holds it (shared/alipay/cert.py computes the SNs)."""
 
     app_cert_sn: str
     alipay_root_cert_sn: str

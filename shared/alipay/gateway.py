@@ -2,7 +2,7 @@
 
 Standard library only (``http.client`` + ``ssl``), so the Lambda package stays small. A call is:
 
-1. the common parameters plus ``biz_content``, signed RSA2 (shared/orderstr.py, shared/signing.py);
+1. the common parameters plus ``biz_content``, signed RSA2 (shared/alipay/orderstr.py, shared/alipay/signing.py);
    like the official SDK's ``DefaultAlipayClient.execute``, the common parameters and ``sign``
    travel in the URL query and ``biz_content`` in the form body;
 2. one POST that ends by one deadline (connect and every read included) and a bounded response size;

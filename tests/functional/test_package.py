@@ -71,7 +71,8 @@ def project_imports(path: Path, seen=None) -> set:
         else:
             continue
         for module in modules:
-            for candidate in (ROOT / (module.replace(".", "/") + ".py"), ROOT / module.replace(".", "/") / "__init__.py"):
+            parents = [".".join(module.split(".")[:n]) for n in range(1, module.count(".") + 1)]  # shared.aws for shared.aws.repository
+            for candidate in [ROOT / p.replace(".", "/") / "__init__.py" for p in parents] + [ROOT / (module.replace(".", "/") + ".py"), ROOT / module.replace(".", "/") / "__init__.py"]:
                 rel = candidate.relative_to(ROOT).as_posix()
                 if candidate.exists() and rel.startswith(("shared/", "functions/")) and rel not in seen:
                     seen.add(rel)

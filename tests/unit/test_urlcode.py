@@ -1,4 +1,4 @@
-"""shared/urlcode.py is urllib's percent-coding, only faster: held to urllib for any input."""
+"""shared/alipay/urlcode.py is urllib's percent-coding, only faster: held to urllib for any input."""
 from urllib.parse import quote_plus, unquote_to_bytes
 
 from hypothesis import example, given, settings, strategies as st
