@@ -2,10 +2,12 @@
 
 Lambda sends a function's stdout to CloudWatch Logs, which turns every line shaped as below into
 metric data points (AWS's "Embedded metric format specification"), as AWS Lambda Powertools'
-``Metrics`` does. One ``emit`` is one line; its metrics share its dimensions.
+``Metrics`` does. One ``emit`` is one line; its metrics share its dimensions, and are published
+twice: under ``Service`` alone (the totals an alarm sums) and under ``Service`` plus the given
+dimensions (the breakdown), so no alarm needs to add up dimension values.
 
     {"_aws": {"Timestamp": 1764633600000, "CloudWatchMetrics": [{"Namespace": "alipay-app-pay",
-      "Dimensions": [["Service", "Outcome"]], "Metrics": [{"Name": "Notify", "Unit": "Count"}]}]},
+      "Dimensions": [["Service"], ["Service", "Outcome"]], "Metrics": [{"Name": "Notify", "Unit": "Count"}]}]},
      "Service": "pay_notify", "Outcome": "applied", "Notify": 1}
 
 The namespace is ``METRICS_NAMESPACE`` (serverless.yml sets it per stage); ``Service`` is the
@@ -63,7 +65,7 @@ def document(
             "Timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": namespace or os.environ.get(NAMESPACE_VARIABLE) or DEFAULT_NAMESPACE,
-                "Dimensions": [list(dims)],
+                "Dimensions": [["Service"], list(dims)] if len(dims) > 1 else [["Service"]],
                 "Metrics": declared,
             }],
         },

@@ -36,7 +36,8 @@ def test_one_line_per_emit_with_the_service_and_the_given_dimensions(monkeypatch
     assert len(lines) == 2
     first, second = (check_emf(line) for line in lines)
     assert first["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "alipay-app-pay-prod"
-    assert first["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Service", "Outcome"]]
+    assert first["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Service"], ["Service", "Outcome"]]
+    assert second["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Service"]]
     assert (first["Service"], first["Outcome"], first["Notify"], first["orderNum"]) == ("pay_notify", "applied", 1, "ORDER_1")
     assert second["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "OldestDueAge", "Unit": "Seconds"}]
 
