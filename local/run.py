@@ -32,6 +32,7 @@ APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
 ORDER_TABLE = "alipay-app-pay-local-Order"
 IDEMPOTENCY_TABLE = "alipay-app-pay-local-Idempotency"
+BILL_REPORT_BUCKET = "alipay-app-pay-local-bills"
 
 
 def local_env(port: int) -> Dict[str, str]:
@@ -45,6 +46,7 @@ def local_env(port: int) -> Dict[str, str]:
         "ALIPAY_GATEWAY_URL": f"{base}/sandbox/gateway.do",
         "ORDER_TABLE": ORDER_TABLE,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "BILL_REPORT_BUCKET": BILL_REPORT_BUCKET,
         "AWS_DEFAULT_REGION": "ap-east-1",
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
@@ -91,12 +93,14 @@ class LocalStack:
         self._mock.start()
         schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
         schema.create_order_table(repository.dynamodb_client(), IDEMPOTENCY_TABLE, "IdempotencyTable")
+        schema.create_report_bucket(repository.client("s3"), BILL_REPORT_BUCKET)
         self.server.routes = http_routes()
         self.server.faults = FaultSwitch({"dynamodb": repository.dynamodb_client()})  # the handlers' client
         self.server.sandbox = Sandbox(
             app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,
             notifier=Notifier(Ledger(), self.time_scale), certs=certificates,
         )
+        self.server.sandbox.base_url = f"{self.url}/sandbox"
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
         self._thread.start()
         from local.schedule import start_schedules
@@ -150,7 +154,9 @@ alipay-app-pay, local stack on {url}
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
   POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
-  POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail){schedules}
+  POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail)
+  GET  {url}/local/bills/{{YYYY-MM-DD}}                     (bill_reconcile's report: make invoke FUNCTION=bill_reconcile EVENT='{{"date":"…"}}')
+  POST {url}/sandbox/bills/plant                          (plant discrepancies in a day's bill; GET /sandbox/bills/{{YYYY-MM-DD}} is the zip){schedules}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}

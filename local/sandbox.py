@@ -121,6 +121,8 @@ class Sandbox:
         self.certs = certs  # certificate mode: the SNs requests must carry and answers name
         self.ledger = ledger or (notifier.ledger if notifier else Ledger())
         self.notifier = notifier or Notifier(self.ledger)
+        self.base_url = "http://127.0.0.1/sandbox"  # where its download links point (the local stack sets it)
+        self.extensions: Dict[str, Any] = {}  # state of the gateway modules under local/ (e.g. local/bills.py)
 
     # --- the request envelope Alipay checks before any business rule ---------------------------
 
@@ -537,3 +539,7 @@ def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_ans
     if outcome != "drop":
         sandbox.notify(out_trade_no, lost_answers)
     return sandbox.ledger.snapshot(out_trade_no)
+
+
+# Gateway methods and routes that live in modules of their own register on import.
+from local import bills  # noqa: E402,F401 - alipay.data.dataservice.bill.downloadurl.query

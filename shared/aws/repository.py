@@ -8,19 +8,31 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..domain.idempotency import COMPLETED, IN_PROGRESS, Record
 from ..domain.orders import (
-    CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, Outcome,
-    Recheck, Refund, Transition, judge, reconcile_shard,
+    CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, OrderSummary,
+    Outcome, Recheck, Refund, Transition, judge, pay_day, reconcile_shard,
 )
 
 # serverless.yml's sparse GSI on the Order table: (reconcileShard, reconcileAt), only the orders
 # that reconcile must still look at. Every write that settles an order also leaves the index.
 RECONCILE_INDEX = "reconcile-due"
 LEAVE_INDEX = "REMOVE reconcileShard, reconcileAt, reconcileTries"
+# The sparse GSI of paid orders by the Shanghai date of their payment (payDay, orderNum): one
+# day's paid orders for bill_reconcile. The paying write sets payDay.
+PAY_DAY_INDEX = "pay-day"
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+BATCH_GET_ROUNDS = 8  # rounds for UnprocessedKeys (throttling), with jittered backoff between them
+
+
+class UnprocessedKeys(RuntimeError):
+    """DynamoDB kept answering some keys as unprocessed: nothing may be concluded about them."""
 
 # --- time budgets -------------------------------------------------------------------------------
 
@@ -71,7 +83,9 @@ SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
 # --- clients --------------------------------------------------------------------------------------
 
 _clients: Dict[str, Any] = {}
-BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS}
+# The daily bill's report: one PutObject a day by a function with minutes to spare.
+REPORTS = CallBudget(attempts=3, connect_timeout=1.0, read_timeout=5.0)
+BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "s3": REPORTS}
 
 
 def client(service: str):
@@ -206,9 +220,12 @@ class DynamoOrderRepository:
             order_num,
             target=PAID,
             cents=cents,
-            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo {LEAVE_INDEX}",
+            update=f"SET #status = :target, payDate = :payDate, payDay = :payDay, tradeNo = :tradeNo {LEAVE_INDEX}",
             condition="#status IN (:unpaid, :closed)",
-            values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED)},
+            values={
+                ":payDate": _to_attr(pay_date), ":payDay": _to_attr(pay_day(pay_date)), ":tradeNo": _to_attr(trade_no),
+                ":closed": _to_attr(CLOSED),
+            },
         )
 
     def mark_closed(self, order_num: str, cents: Optional[int], recheck: Optional[Recheck] = None) -> Transition:
@@ -256,6 +273,78 @@ class DynamoOrderRepository:
             more = more or "LastEvaluatedKey" in reply
         rows.sort(key=lambda due: (due.reconcile_at, due.order_num))
         return rows[:limit], more or len(rows) > limit
+
+    # --- the daily bill: many orders by key, one day's paid orders ------------------------------
+
+    def batch_get(self, order_nums: Iterable[str], threads: int = 8) -> Dict[str, OrderSummary]:
+        """What the bill needs of the stored orders among ``order_nums`` (strongly consistent), by
+        orderNum: BatchGetItem with 100 keys a call and only ``OrderSummary.ATTRIBUTES`` asked
+        for, ``threads`` calls at a time, UnprocessedKeys asked again."""
+        keys = sorted(set(order_nums))
+        chunks = [keys[i:i + BATCH_GET_KEYS] for i in range(0, len(keys), BATCH_GET_KEYS)]
+        found: Dict[str, OrderSummary] = {}
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(chunks) or 1))) as pool:
+            for items in pool.map(self._batch_get, chunks):
+                for item in items:
+                    summary = OrderSummary.from_dict({k: _from_attr(v) for k, v in item.items()})
+                    found[summary.order_num] = summary
+        return found
+
+    def _batch_get(self, keys: Sequence[str]) -> List[Dict[str, Any]]:
+        names = {f"#a{n}": name for n, name in enumerate(OrderSummary.ATTRIBUTES)}
+        request = {self.table_name: {
+            "Keys": [{"orderNum": {"S": key}} for key in keys], "ConsistentRead": True,
+            "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names,
+        }}
+        items: List[Dict[str, Any]] = []
+        for round_ in range(BATCH_GET_ROUNDS):
+            reply = self._client.batch_get_item(RequestItems=request)
+            items += reply.get("Responses", {}).get(self.table_name, [])
+            request = reply.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+            time.sleep(random.uniform(0, min(0.05 * 2 ** round_, 2.0)))  # AWS's advice: back off, then ask again
+        left = len(request.get(self.table_name, {}).get("Keys", []))
+        raise UnprocessedKeys(f"{left} keys still unprocessed after {BATCH_GET_ROUNDS} BatchGetItem rounds")
+
+    def paid_count(self, day: str) -> int:
+        """How many orders the pay-day index holds for ``day`` (Select=COUNT: no items sent)."""
+        count, kwargs = 0, {
+            "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "payDay = :day",
+            "ExpressionAttributeValues": {":day": _to_attr(day)}, "Select": "COUNT",
+        }
+        while True:
+            reply = self._client.query(**kwargs)
+            count += reply["Count"]
+            if "LastEvaluatedKey" not in reply:
+                return count
+            kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def paid_on(self, day: str) -> List[Tuple[str, int, Optional[str]]]:
+        """``(orderNum, totalAmount, tradeNo)`` of every order paid on ``day`` (YYYY-MM-DD,
+        Shanghai), from the pay-day index: Query pages, never a Scan."""
+        rows: List[Tuple[str, int, Optional[str]]] = []
+        kwargs: Dict[str, Any] = {
+            "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "payDay = :day",
+            "ExpressionAttributeValues": {":day": _to_attr(day)},
+        }
+        while True:
+            reply = self._client.query(**kwargs)
+            for item in reply.get("Items", []):
+                rows.append((item["orderNum"]["S"], int(item["totalAmount"]["N"]), item.get("tradeNo", {}).get("S")))
+            if "LastEvaluatedKey" not in reply:
+                return rows
+            kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def set_pay_day(self, order_num: str, day: str) -> bool:
+        """File a paid order under ``day`` in the pay-day index: one paid before the index existed
+        (no payDay), or one whose payDate came from another clock than the bill's."""
+        applied, _ = self._update(
+            order_num, "SET payDay = :day", "#status = :paid AND (attribute_not_exists(payDay) OR payDay <> :day)",
+            {"#status": "status"},
+            {":day": _to_attr(day), ":paid": _to_attr(PAID)},
+        )
+        return applied
 
     def _transition(
         self,

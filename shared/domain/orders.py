@@ -72,6 +72,16 @@ class Due:
     tries: int = 0
 
 
+# --- the pay-day index (serverless.yml's sparse GSI "pay-day") ------------------------------------
+# A paid order carries payDay, the Asia/Shanghai date of its payDate: the day of Alipay's bill it
+# belongs to. The paying write sets it; bill_reconcile Queries one day of it (never a Scan).
+
+
+def pay_day(pay_date: str) -> str:
+    """``YYYY-MM-DD`` of a stored ``payDate`` (ISO 8601, always written in Shanghai time)."""
+    return clock.iso(datetime.fromisoformat(pay_date))[:10]
+
+
 REFUND_PENDING = "PENDING"  # cents reserved; Alipay's answer not yet known
 REFUND_DONE = "REFUNDED"  # Alipay confirmed the refund
 MAX_REFUNDS = 50  # ours, per order: keeps the item far below DynamoDB's 400 KB
@@ -123,6 +133,9 @@ class Order:
     refunds: Mapping[str, Refund] = field(default_factory=dict)
     reconcile_at: Optional[str] = None  # when reconcile looks next; None: not in the reconcile index
     reconcile_tries: int = 0  # inconclusive looks so far (the backoff's exponent)
+    # payDay as stored: index metadata derived from pay_date (None on rows paid before the
+    # pay-day index existed), so not part of the order's identity.
+    pay_day: Optional[str] = field(default=None, compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
         """The item as stored, with seed 004's attribute names (totalAmount in cents)."""
@@ -139,6 +152,8 @@ class Order:
         for key, value in (("payDate", self.pay_date), ("tradeNo", self.trade_no), ("body", self.body)):
             if value is not None:
                 item[key] = value
+        if self.status == PAID and self.pay_date is not None:
+            item["payDay"] = self.pay_day or pay_day(self.pay_date)
         if self.refunds:
             item["refundedAmount"] = self.refunded_cents
             item["refunds"] = {key: refund.to_dict() for key, refund in self.refunds.items()}
@@ -167,6 +182,29 @@ class Order:
             refunds={key: Refund.from_dict(value) for key, value in item.get("refunds", {}).items()},
             reconcile_at=item.get("reconcileAt"),
             reconcile_tries=int(item.get("reconcileTries", 0)),
+            pay_day=item.get("payDay"),
+        )
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """What the daily bill is matched on — amount, status, Alipay's trade_no, pay day, refunds —
+    read for many orders at once (a projection: the rest of the row is not needed)."""
+
+    order_num: str
+    total_cents: int
+    status: int
+    trade_no: Optional[str] = None
+    pay_day: Optional[str] = None
+    refunds: Mapping[str, Refund] = field(default_factory=dict)
+
+    ATTRIBUTES = ("orderNum", "totalAmount", "status", "tradeNo", "payDay", "refunds")
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> "OrderSummary":
+        return cls(
+            item["orderNum"], int(item["totalAmount"]), int(item["status"]), item.get("tradeNo"), item.get("payDay"),
+            {key: Refund.from_dict(value) for key, value in item.get("refunds", {}).items()},
         )
 
 

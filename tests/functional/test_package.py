@@ -28,6 +28,7 @@ TABLE_ACTIONS = {
     "pay_return": ["dynamodb:GetItem"],
     "reconcile": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "bill_reconcile": ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
 }
 FOREIGN = ("tests/", "local/", "deploy/", ".venv/", "node_modules/", "alipay/", "cryptography/", "boto3/", "botocore/", "python/")
 
@@ -149,7 +150,7 @@ def test_each_function_has_its_own_least_privilege_role(template, name):
     on_table = [s for s in granted if s["Resource"] == {"Fn::GetAtt": ["OrderTable", "Arn"]}]
     assert [sorted(s["Action"]) for s in on_table] == [TABLE_ACTIONS[name]]
     actions = sorted(a for s in granted for a in s["Action"])
-    assert all(a.startswith(("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt")) for a in actions)
+    assert all(a.startswith(("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt", "s3:PutObject")) for a in actions)
     assert not [s for s in granted if s["Resource"] == "*" or "*" in s["Action"]]
     for statement in granted:
         if statement["Action"] == ["kms:Decrypt"]:  # only through SSM, only for its own parameter
@@ -179,8 +180,8 @@ def test_the_order_table_keeps_point_in_time_recovery(template):
 
 def test_reconcile_is_scheduled_and_queries_only_the_reconcile_index(template):
     rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
-    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"]
-    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due"]
+    assert "rate(5 minutes)" in [r["Properties"]["ScheduleExpression"] for r in rules]
+    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due", "pay-day"]
     granted = [s for role in ("ReconcileRole", "RefundRole") for s in statements(template, role)]
     assert "dynamodb:Scan" not in json.dumps(granted)
     query = [s for s in statements(template, "ReconcileRole") if s["Action"] == ["dynamodb:Query"]]
@@ -218,3 +219,24 @@ def test_functions_reading_certificate_files_ship_them(name):
         if fnmatchcase("certs/alipayRootCert.crt", pattern.lstrip("!").replace("**", "*")):
             shipped = not negated
     assert shipped, f"{name} reads {CERT_VARIABLES} but its package leaves out certs/*.crt"
+
+
+def test_bill_reconcile_runs_daily_after_alipay_publishes_and_reads_by_key_or_index(template):
+    """10:30 Asia/Shanghai (Alipay's bill is ready after about 09:00); BatchGetItem and the pay-day
+    index only, never a Scan; the report bucket private, encrypted, versioned, retained."""
+    rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
+    assert "cron(30 2 * * ? *)" in [r["Properties"]["ScheduleExpression"] for r in rules]
+    granted = statements(template, "BillReconcileRole")
+    assert "dynamodb:Scan" not in json.dumps(granted) and "s3:GetObject" not in json.dumps(granted)
+    query = [s for s in granted if s["Action"] == ["dynamodb:Query"]]
+    assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "pay-day"]]}')
+    [put] = [s for s in granted if s["Action"] == ["s3:PutObject"]]
+    assert put["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": ["BillReportBucket", "Arn"]}, "/bills/*"]]}
+    bucket = template["BillReportBucket"]
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(bucket["Properties"]["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    alarm = template["AlarmBillDiscrepancy"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("BillDiscrepancies", 0, "GreaterThanThreshold")
+    assert alarm["Dimensions"] == [{"Name": "Service", "Value": "bill_reconcile"}] and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert template["AlarmBillNotMatched"]["Properties"]["TreatMissingData"] == "breaching"
