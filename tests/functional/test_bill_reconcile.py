@@ -275,3 +275,18 @@ def test_the_handler_refuses_a_bad_date_and_a_missing_bucket_before_any_call(env
     monkeypatch.delenv("BILL_REPORT_BUCKET", raising=False)
     with pytest.raises(ConfigError, match="BILL_REPORT_BUCKET"):
         bill_handler({"date": TODAY})
+
+
+def test_the_one_off_backfill_files_old_paid_rows_under_their_pay_day(store, fake, dynamodb):
+    from deploy.backfill_pay_day import backfill
+
+    paid_both(store, fake, "ORDER_OLD_1")
+    paid_both(store, fake, "ORDER_OLD_2")
+    order(store, "ORDER_UNPAID")
+    for name in ("ORDER_OLD_1", "ORDER_OLD_2"):
+        dynamodb.update_item(TableName=TABLE, Key={"orderNum": {"S": name}}, UpdateExpression="REMOVE payDay")
+    assert store.paid_count(TODAY) == 0
+    assert backfill(dynamodb, TABLE, dry_run=True) == {"filed": 2, "changed": 0} and store.paid_count(TODAY) == 0
+    assert backfill(dynamodb, TABLE) == {"filed": 2, "changed": 0}
+    assert sorted(row[0] for row in store.paid_on(TODAY)) == ["ORDER_OLD_1", "ORDER_OLD_2"]
+    assert backfill(dynamodb, TABLE) == {"filed": 0, "changed": 0}  # safe to repeat
