@@ -20,6 +20,7 @@ def test_the_bench_runs_and_prints_every_figure_and_ratio():
                    "boto3: import", "warm pay_notify: outside DynamoDB (ours)", "official SDK installed"):
         assert figure in out
     assert "equals the official SDK's for the same inputs and timestamp: yes" in out
+    assert "bill 2000 lines: " in out  # make bench prints the 100,000-line figure
     ratios = out.split("ratios (goal)", 1)[1]
     for ratio in ("sign: SDK / ours", "cold start: ours / SDK, as on Lambda", "warm notify outside DynamoDB"):
         assert ratio in ratios
