@@ -13,23 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from shared.aws.streams import lambda_record
+
 log = logging.getLogger(__name__)
-
-
-def lambda_record(record: Mapping[str, Any], stream_arn: str) -> Dict[str, Any]:
-    """A boto3 ``get_records`` record as Lambda's event carries it (JSON: no datetime objects)."""
-    data = dict(record["dynamodb"])
-    created = data.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        data["ApproximateCreationDateTime"] = int(created.timestamp())
-    return {
-        "eventID": record.get("eventID"), "eventName": record.get("eventName"), "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb", "awsRegion": record.get("awsRegion"), "dynamodb": data,
-        "eventSourceARN": stream_arn,
-    }
 
 
 @dataclass

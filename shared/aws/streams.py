@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ..domain import clock
 from ..domain.orders import Order
@@ -39,3 +39,16 @@ def order_change(record: Mapping[str, Any]) -> OrderChange:
         return OrderChange(sequence, order_from_image(data.get("OldImage")), order_from_image(data.get("NewImage")), at)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise MalformedRecord(f"record {sequence}: {type(exc).__name__}") from None
+
+
+def lambda_record(record: Mapping[str, Any], stream_arn: str) -> Dict[str, Any]:
+    """A boto3 ``get_records`` record as Lambda's event carries it (JSON: no datetime objects)."""
+    data = dict(record["dynamodb"])
+    created = data.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        data["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {
+        "eventID": record.get("eventID"), "eventName": record.get("eventName"), "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": record.get("awsRegion"), "dynamodb": data,
+        "eventSourceARN": stream_arn,
+    }

@@ -158,3 +158,32 @@ def test_a_record_that_never_publishes_is_parked_for_the_on_failure_destination(
 def test_an_unreadable_record_is_reported_not_skipped(bus):
     reply = publish_events({"Records": [{"dynamodb": {"SequenceNumber": "7", "NewImage": {"orderNum": {"S": "x"}}}}]}, None)
     assert reply == {"batchItemFailures": [{"itemIdentifier": "7"}]}
+
+
+def test_a_parked_batch_is_replayed_from_the_stream_by_the_operator_tool(store, dynamodb, bus, alipay_keys):
+    """What Lambda sends to the on-failure queue (AWS's DDBStreamBatchInfo record) is enough for
+    deploy/replay_order_events.py to publish the batch again, and the message goes once it did."""
+    from deploy.replay_order_events import replay
+    from shared.aws.eventbridge import EventBus
+
+    for n in range(3):
+        store.create(Order(f"{ORDER}{n}", "PROD_1", "USER_1", "subject", 19801))
+        assert deliver(alipay_keys, out_trade_no=f"{ORDER}{n}", trade_no=f"T{n}") == "success"
+    arn = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    streams, sqs = boto3.client("dynamodbstreams"), boto3.client("sqs")
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    updates = [r for r in records if r["eventName"] == "MODIFY"]  # the three payments
+    queue = sqs.create_queue(QueueName="order-events-failed")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},
+        "version": "1.0", "DDBStreamBatchInfo": {
+            "shardId": shard, "startSequenceNumber": updates[1]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": updates[2]["dynamodb"]["SequenceNumber"], "batchSize": 2, "streamArn": arn,
+        },
+    }))
+    counts = replay(sqs, streams, queue, EventBus(BUS), SOURCE)
+    assert counts == {"batches": 1, "events": 2, "kept": 0}
+    assert sorted(e["detail"]["outTradeNo"] for e in bus("all")) == [f"{ORDER}1", f"{ORDER}2"]  # that batch, no more
+    assert sqs.receive_message(QueueUrl=queue).get("Messages") is None
