@@ -10,11 +10,10 @@ never a function's role. Each write is conditional (still paid, still no payDay)
 """
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Dict
 
-from shared.domain.orders import PAID, pay_day
+from deploy import operator_cli
+from shared.domain.orders import PAID, pay_day, pay_day_key
 
 
 def backfill(client, table: str, dry_run: bool = False) -> Dict[str, int]:
@@ -32,7 +31,7 @@ def backfill(client, table: str, dry_run: bool = False) -> Dict[str, int]:
                     TableName=table, Key={"orderNum": item["orderNum"]}, UpdateExpression="SET payDay = :day",
                     ConditionExpression="#status = :paid AND attribute_not_exists(payDay)",
                     ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":paid": {"N": str(PAID)}, ":day": {"S": pay_day(item["payDate"]["S"])}},
+                    ExpressionAttributeValues={":paid": {"N": str(PAID)}, ":day": {"S": pay_day_key(item["orderNum"]["S"], pay_day(item["payDate"]["S"]))}},
                 )
             except client.exceptions.ConditionalCheckFailedException:
                 counts["changed"] += 1
@@ -42,13 +41,7 @@ def backfill(client, table: str, dry_run: bool = False) -> Dict[str, int]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", required=True, help="the Order table's name")
-    parser.add_argument("--dry-run", action="store_true", help="count, write nothing")
-    args = parser.parse_args(argv)
-    import boto3  # noqa: PLC0415 - an operator's tool, with the operator's credentials
-
-    print(json.dumps(backfill(boto3.client("dynamodb"), args.table, dry_run=args.dry_run)))
+    operator_cli.main(__doc__, backfill, argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from ..domain.idempotency import COMPLETED, IN_PROGRESS, Record
 from ..domain.orders import (
     CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, OrderSummary,
-    Outcome, Recheck, Refund, Transition, judge, pay_day, reconcile_shard,
+    Outcome, Recheck, Refund, Transition, judge, pay_day, pay_day_key, pay_day_keys, reconcile_shard,
 )
 
 # serverless.yml's sparse GSI on the Order table: (reconcileShard, reconcileAt), only the orders
@@ -231,7 +231,7 @@ class DynamoOrderRepository:
             update=f"SET #status = :target, payDate = :payDate, payDay = :payDay, tradeNo = :tradeNo {LEAVE_INDEX}",
             condition="#status IN (:unpaid, :closed)",
             values={
-                ":payDate": _to_attr(pay_date), ":payDay": _to_attr(pay_day(pay_date)), ":tradeNo": _to_attr(trade_no),
+                ":payDate": _to_attr(pay_date), ":payDay": _to_attr(pay_day_key(order_num, pay_day(pay_date))), ":tradeNo": _to_attr(trade_no),
                 ":closed": _to_attr(CLOSED),
             },
         )
@@ -317,40 +317,41 @@ class DynamoOrderRepository:
 
     def paid_count(self, day: str) -> int:
         """How many orders the pay-day index holds for ``day`` (Select=COUNT: no items sent)."""
-        count, kwargs = 0, {
-            "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "payDay = :day",
-            "ExpressionAttributeValues": {":day": _to_attr(day)}, "Select": "COUNT",
-        }
-        while True:
-            reply = self._client.query(**kwargs)
-            count += reply["Count"]
-            if "LastEvaluatedKey" not in reply:
-                return count
-            kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        return sum(len(rows) for rows in self._pay_day_query(day, {"Select": "COUNT"}, lambda item: None))
 
     def paid_on(self, day: str) -> List[Tuple[str, int, Optional[str]]]:
         """``(orderNum, totalAmount, tradeNo)`` of every order paid on ``day`` (YYYY-MM-DD,
         Shanghai), from the pay-day index: Query pages, never a Scan."""
-        rows: List[Tuple[str, int, Optional[str]]] = []
-        kwargs: Dict[str, Any] = {
-            "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "payDay = :day",
-            "ExpressionAttributeValues": {":day": _to_attr(day)},
-        }
-        while True:
-            reply = self._client.query(**kwargs)
-            for item in reply.get("Items", []):
-                rows.append((item["orderNum"]["S"], int(item["totalAmount"]["N"]), item.get("tradeNo", {}).get("S")))
-            if "LastEvaluatedKey" not in reply:
-                return rows
-            kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        def row(item):
+            return item["orderNum"]["S"], int(item["totalAmount"]["N"]), item.get("tradeNo", {}).get("S")
+
+        return sorted(row for rows in self._pay_day_query(day, {}, row) for row in rows)
+
+    def _pay_day_query(self, day: str, extra: Dict[str, Any], convert) -> List[List[Any]]:
+        """Every page of every shard of ``day`` in the pay-day index, the shards read in parallel."""
+        def shard(key: str) -> List[Any]:
+            rows: List[Any] = []
+            kwargs: Dict[str, Any] = {
+                "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "payDay = :key",
+                "ExpressionAttributeValues": {":key": _to_attr(key)}, **extra,
+            }
+            while True:
+                reply = self._client.query(**kwargs)
+                rows += [convert(item) for item in reply.get("Items", [])] if "Items" in reply else [None] * reply["Count"]
+                if "LastEvaluatedKey" not in reply:
+                    return rows
+                kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+        keys = pay_day_keys(day)
+        with ThreadPoolExecutor(max_workers=min(8, len(keys))) as pool:
+            return list(pool.map(shard, keys))
 
     def set_pay_day(self, order_num: str, day: str) -> bool:
         """File a paid order under ``day`` in the pay-day index: one paid before the index existed
         (no payDay), or one whose payDate came from another clock than the bill's."""
         applied, _ = self._update(
-            order_num, "SET payDay = :day", "#status = :paid AND (attribute_not_exists(payDay) OR payDay <> :day)",
-            {"#status": "status"},
-            {":day": _to_attr(day), ":paid": _to_attr(PAID)},
+            order_num, "SET payDay = :key", "#status = :paid AND (attribute_not_exists(payDay) OR payDay <> :key)",
+            {"#status": "status"}, {":key": _to_attr(pay_day_key(order_num, day)), ":paid": _to_attr(PAID)},
         )
         return applied
 
