@@ -149,6 +149,13 @@ def test_the_order_table_is_protected_from_deletion(default):
     assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
+def test_idempotency_records_expire_by_ttl_on_the_attribute_the_code_writes(default):
+    """moto ignores TTL (README, "The deploy rehearsal"), so the template is the place to check it."""
+    ttl = default.resources["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
+    stored = (ROOT / "shared" / "aws" / "repository.py").read_text(encoding="utf-8")
+    assert ttl["Enabled"] is True and f'"{ttl["AttributeName"]}": {{"N": ' in stored  # epoch seconds, a Number
+
+
 # --- the first deploy works in one pass -----------------------------------------------------------
 
 def route_of(template, function):
