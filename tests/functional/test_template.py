@@ -315,3 +315,9 @@ def test_cfn_lint_finds_no_error_in_the_packaged_template(request, which):
     errors = [f for f in findings if f["Level"] == "Error"]
     assert not errors, json.dumps(errors, indent=1)
     assert result.returncode & 2 == 0, result.stderr  # cfn-lint's exit bit for errors
+
+
+def test_every_function_has_the_memory_size_the_readme_chose(default):
+    chosen = re.search(r"Memory size: \*\*(\d+) MB\*\* for every function", README)
+    assert chosen, 'README "Deploy" states the memory size'
+    assert {f["Properties"]["MemorySize"] for f in default.functions().values()} == {int(chosen.group(1))}
