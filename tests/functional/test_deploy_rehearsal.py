@@ -56,7 +56,7 @@ def deploy(aws, folder: Path) -> dict:
         s3.upload_file(str(artifact), bucket, f"{prefix}/{artifact.name}")
     template = packaging.template(folder)
     key = f"{prefix}/compiled-cloudformation-template.json"
-    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(without_layer_attachment(template)).encode())
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(for_moto(template)).encode())
     name = f"{STACK}-change-set"
     cfn.create_change_set(StackName=STACK, ChangeSetName=name, ChangeSetType="UPDATE", Capabilities=CAPABILITIES,
                           TemplateURL=f"https://s3.amazonaws.com/{bucket}/{key}")  # osls's URL form
@@ -67,11 +67,24 @@ def deploy(aws, folder: Path) -> dict:
     return template
 
 
-def without_layer_attachment(template: dict) -> dict:
-    """The one change made for moto: it does not model a function's Layers (a Ref to the layer
-    version is None in moto, and updating such a function fails inside moto), so they are left
-    out of what it deploys; test_package.py checks every function's Layers on the template."""
-    copy = json.loads(json.dumps(template))
+def for_moto(template: dict) -> dict:
+    """The template as moto can deploy it, changed only where moto is wrong (README, "The deploy
+    rehearsal"): it does not model a function's Layers (a Ref to the layer version is None, and
+    updating such a function fails inside moto), so they are left out, and test_package.py checks
+    them on the template; a Ref to an EventBridge bus yields moto's bus object rather than the
+    bus's name (CloudFormation's documented Ref value), so such Refs become the name."""
+    names = {lid: r["Properties"]["Name"] for lid, r in template["Resources"].items() if r["Type"] == "AWS::Events::EventBus"}
+
+    def fix(node):
+        if isinstance(node, dict):
+            if set(node) == {"Ref"} and node["Ref"] in names:
+                return names[node["Ref"]]
+            return {k: fix(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    copy = fix(json.loads(json.dumps(template)))
     for resource in copy["Resources"].values():
         if resource["Type"] == "AWS::Lambda::Function":
             resource["Properties"].pop("Layers", None)
