@@ -24,6 +24,9 @@ from moto.server import ThreadedMotoServer
 
 from tests import packaging
 
+# moto warns about each type it does not model: expected, and listed in README "The deploy rehearsal"
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
+
 REGION = "ap-southeast-1"
 STACK = f"alipay-app-pay-{packaging.STAGE}"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
