@@ -18,8 +18,8 @@ from . import logs, reconcile
 from .alipay import orderstr
 from .config import Settings
 from .alipay.notify import Notify, NotifyRejected, verify_notify
-from .domain.orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder
+from .domain.orders import CLOSED, Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
+from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder, RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,13 @@ def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
     }
 
 
+class ReplayedOrderClosed(RequestRefused):
+    """An ``Idempotency-Key`` retry whose order was closed since: its orderStr can no longer be
+    paid, and the key stands for that one order, so a new purchase needs a new key."""
+
+    status = 409
+
+
 @dataclass(frozen=True)
 class Payment:
     """pay's answer: the order's number and what its channel's client needs (``replayed`` for a retry)."""
@@ -153,9 +160,24 @@ def pay(
         )
         result, replayed = dict(outcome.result), outcome.replayed
     order_num = result.pop("orderNum")
+    if replayed:
+        _check_replayable(store, order_num)
     logs.bind(order_num=order_num)
     log.info("payment issued (channel %s)%s", channel, " (replayed for its Idempotency-Key)" if replayed else "")
     return Payment(order_num, result, replayed)
+
+
+def _check_replayable(store: OrderStore, order_num: str) -> None:
+    """A replay hands out the stored orderStr only while its order can still be paid: a closed
+    order's (reconcile closes unpaid orders after their timeout, well within the key's hour) is a
+    409, never a fresh order — one key stands for at most one order, or a buyer could pay both."""
+    order = store.get(order_num)
+    if order is not None and order.status == CLOSED:
+        logs.bind(order_num=order_num)
+        raise ReplayedOrderClosed(
+            f"order {order_num} is closed and can no longer be paid; "
+            f"a new purchase needs a new {idempotency.HEADER}"
+        )
 
 
 def _order_str(cfg: Settings, order: Order, at: Optional[datetime]) -> str:

@@ -21,7 +21,7 @@ RUNTIME = SPEC["provider"]["runtime"]  # python3.12
 PY_TAG = "cp" + RUNTIME.removeprefix("python").replace(".", "")  # cp312
 LAYER_ZIP = "runtimeDeps.zip"
 TABLE_ACTIONS = {
-    "pay": ["dynamodb:PutItem"],
+    "pay": ["dynamodb:GetItem", "dynamodb:PutItem"],
     "pay_notify": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "order_status": ["dynamodb:GetItem"],
     "add_order": ["dynamodb:PutItem"],
