@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from local import events, schema
+from local import console, events, schema
 from local.faults import FaultSwitch
 from local.sandbox import OUTCOMES, Sandbox, scan
 
@@ -242,6 +242,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return self._send_json(400, {"message": f"outcome must be one of {', '.join(OUTCOMES)}"})
             trade = scan(sandbox, args.get("out_trade_no", ""), args.get("outcome", "success"))
             return self._send_json(200 if trade else 404, trade or {"message": "no unpaid trade with that out_trade_no"})
+        if path == "/console/refund" and self.command == "POST":  # the merchant refunds in Alipay's console
+            return self._send_json(*console.post_refund(sandbox, body))
         if path.startswith("/trades/") and self.command == "GET":
             trade = sandbox.ledger.snapshot(unquote(path[len("/trades/"):]))
             return self._send_json(200 if trade else 404, trade or {"message": "no such trade"})

@@ -211,6 +211,22 @@ class DynamoOrderRepository:
             values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED)},
         )
 
+    def mark_paid_refunded(
+        self, order_num: str, cents: int, trade_no: str, pay_date: str, out_request_no: str, refund: Refund
+    ) -> Transition:
+        """Paid and refunded at Alipay in one write (an unpaid order has no refunds yet)."""
+        return self._transition(
+            order_num,
+            target=PAID,
+            cents=cents,
+            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo, refunds = :one, refundedAmount = :refunded {LEAVE_INDEX}",
+            condition="#status IN (:unpaid, :closed)",
+            values={
+                ":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED),
+                ":one": _to_attr({out_request_no: refund.to_dict()}), ":refunded": _to_attr(refund.cents),
+            },
+        )
+
     def mark_closed(self, order_num: str, cents: Optional[int], recheck: Optional[Recheck] = None) -> Transition:
         if recheck is None:  # Alipay's close: final, so the order leaves the index (also if closed here before)
             return self._transition(
