@@ -15,6 +15,7 @@ import html
 import json
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
@@ -34,6 +35,10 @@ AMOUNT_RE = re.compile(r"\d{1,9}(\.\d{1,2})?")
 TIMEOUT_RE = re.compile(r"^(\d{1,5})([mhd])$|^1c$")
 MAX_TIMEOUT = timedelta(days=15)
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk"}
+
+
+class AnswerLost(Exception):
+    """The gateway applied the call but its answer never reaches the caller (a broken connection)."""
 
 
 class GatewayError(Exception):
@@ -121,6 +126,28 @@ class Sandbox:
         self.certs = certs  # certificate mode: the SNs requests must carry and answers name
         self.ledger = ledger or (notifier.ledger if notifier else Ledger())
         self.notifier = notifier or Notifier(self.ledger)
+        self.refund_status_field = True  # False: refund queries answer as older Alipay, without refund_status
+        self._lost_answers = 0  # the next N gateway answers are lost after the call was applied
+        self._lost_lock = threading.Lock()
+
+    def lose_answers(self, count: int) -> int:
+        """Lose the next ``count`` gateway answers (each call still takes effect); returns it."""
+        if type(count) is not int or not 0 <= count <= 100:
+            raise ValueError("next must be an integer from 0 to 100")
+        with self._lost_lock:
+            self._lost_answers = count
+        return count
+
+    def answers_to_lose(self) -> int:
+        with self._lost_lock:
+            return self._lost_answers
+
+    def _take_lost_answer(self) -> bool:
+        with self._lost_lock:
+            if self._lost_answers <= 0:
+                return False
+            self._lost_answers -= 1
+            return True
 
     # --- the request envelope Alipay checks before any business rule ---------------------------
 
@@ -298,6 +325,8 @@ class Sandbox:
             result = handler(self, self.verify_request(params))
         except GatewayError as exc:
             result = exc.fields()
+        if key != "error_response" and self._take_lost_answer():
+            raise AnswerLost(f"{key[:-len('_response')]}: applied, answer lost")
         if isinstance(result, RawReply):
             return result.status, result.content_type, result.body
         fields = result if "code" in result else {"code": "10000", "msg": "Success", **result}
@@ -554,3 +583,6 @@ def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_ans
     if outcome != "drop":
         sandbox.notify(out_trade_no, lost_answers)
     return sandbox.ledger.snapshot(out_trade_no)
+
+
+from local import refund_query  # noqa: E402,F401 - registers alipay.trade.fastpay.refund.query

@@ -73,6 +73,16 @@ class Due:
     tries: int = 0
 
 
+@dataclass(frozen=True)
+class PendingRefunds:
+    """An order with refunds still PENDING, as the refunds-pending index projects it."""
+
+    order_num: str
+    check_at: str  # when refund_settle asks Alipay next
+    count: int  # pendingRefunds
+    since: Optional[str]  # requestedAt of the oldest pending refund (as last written)
+
+
 REFUND_PENDING = "PENDING"  # cents reserved; Alipay's answer not yet known
 REFUND_DONE = "REFUNDED"  # Alipay confirmed the refund
 REFUND_FAILED = "FAILED"  # Alipay has no such refund and refused its retry: the cents were given back
