@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Proto
 from . import refunds
 from .domain import clock
 from .domain.orders import REFUND_PENDING, Order, PendingRefunds, Refund
+from .budgets import refund_settle_order_worst_case_seconds
 from .environment import int_setting
 
 if TYPE_CHECKING:
@@ -37,9 +38,6 @@ log = logging.getLogger(__name__)
 
 MAX_ORDERS = "REFUND_SETTLE_MAX_ORDERS"
 MAX_DELAY = timedelta(hours=1)
-# A refund's worst case: query + refund at the gateway's 5 s each, three conditional writes and a
-# read at DynamoDB's 2.8 s each (shared/aws/repository.py DYNAMODB), 0.5 s CPU.
-ORDER_WORST_CASE_SECONDS = 2 * 5.0 + 4 * 2.8 + 0.5
 
 
 @dataclass(frozen=True)
@@ -171,8 +169,9 @@ def run(store: SettleStore, gateway: "AlipayGateway", policy: Policy, *, now: Op
     report = Report()
     rows, more = store.pending_refund_orders(policy.max_orders)
     report.complete = not more
+    reserve = refund_settle_order_worst_case_seconds(gateway.timeout)
     for row in rows:
-        if row.check_at > clock.iso(now) or time_left() < ORDER_WORST_CASE_SECONDS:
+        if row.check_at > clock.iso(now) or time_left() < reserve:
             report.still_pending(row.count, row.since, now)
             continue
         settle_order(store, gateway, row, now, policy, report)
