@@ -204,30 +204,27 @@ class DynamoOrderRepository:
         )
         return _order(reply.get("Item"))
 
-    def mark_paid(self, order_num: str, cents: int, trade_no: str, pay_date: str) -> Transition:
+    def mark_paid(self, order_num: str, cents: int, trade_no: str, pay_date: str, *, also: str = "",
+                  values: Optional[Dict[str, Dict[str, Any]]] = None) -> Transition:
+        """status := 1 from 0 or 2 (amount equal), leaving the reconcile index; ``also``: more SET
+        clauses in the same write (``mark_paid_refunded``)."""
         return self._transition(
             order_num,
             target=PAID,
             cents=cents,
-            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo {LEAVE_INDEX}",
+            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo{also} {LEAVE_INDEX}",
             condition="#status IN (:unpaid, :closed)",
-            values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED)},
+            values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED),
+                    **(values or {})},
         )
 
     def mark_paid_refunded(
         self, order_num: str, cents: int, trade_no: str, pay_date: str, out_request_no: str, refund: Refund
     ) -> Transition:
         """Paid and refunded at Alipay in one write (an unpaid order has no refunds yet)."""
-        return self._transition(
-            order_num,
-            target=PAID,
-            cents=cents,
-            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo, refunds = :one, refundedAmount = :refunded {LEAVE_INDEX}",
-            condition="#status IN (:unpaid, :closed)",
-            values={
-                ":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED),
-                ":one": _to_attr({out_request_no: refund.to_dict()}), ":refunded": _to_attr(refund.cents),
-            },
+        return self.mark_paid(
+            order_num, cents, trade_no, pay_date, also=", refunds = :one, refundedAmount = :refunded",
+            values={":one": _to_attr({out_request_no: refund.to_dict()}), ":refunded": _to_attr(refund.cents)},
         )
 
     def mark_closed(self, order_num: str, cents: Optional[int], recheck: Optional[Recheck] = None) -> Transition:

@@ -19,6 +19,7 @@ from shared.domain.orders import PAID, REFUND_DONE, REFUND_FAILED, REFUND_PENDIN
 from shared.domain.validation import RefundRequest
 
 from tests.conftest import TABLE
+from tests.functional.test_reconcile import Spy
 from tests.emulated_alipay import EmulatedAlipay
 
 ORDER = "ORDER_1795000000000_set"
@@ -160,13 +161,3 @@ def test_the_handler_emits_the_pending_metrics(paid, fake, monkeypatch, app_keys
     names = {m["Name"]: m["Unit"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert names == {"RefundsPending": "Count", "RefundOldestPendingAge": "Seconds"} and line["Service"]
 
-
-class Spy:
-    def __init__(self, client):
-        self._client, self.ops = client, []
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if callable(attr) and not name.startswith("_") and name != "exceptions":
-            self.ops.append(name)
-        return attr
