@@ -238,9 +238,9 @@ def notify_refund(params: Mapping[str, str]) -> Optional[AlipayRefund]:
     fee = params.get("refund_fee")
     if not fee:
         return None
-    cents = amount_cents(fee) if fee.strip("0.") else 0
-    if cents == 0:
+    if fee in ("0", "0.0", "0.00"):  # nothing refunded yet
         return None
+    cents = amount_cents(fee)
     gmt_refund = params.get("gmt_refund") or ""
     refunded_at = clock.iso(clock.parse_alipay_time(gmt_refund[:19])) if gmt_refund else clock.iso()
     return AlipayRefund(cents, params.get("out_biz_no") or None, refunded_at)

@@ -194,3 +194,16 @@ def test_recheck_is_unused_by_a_proving_close(store):
     result = apply_trade_status(store, ORDER, CLOSED_TRADE_STATUS, TOTAL, TRADE_NO, clock.now(),
                                 recheck=Recheck(clock.iso(), 1))
     assert result.outcome is Outcome.APPLIED and store.get(ORDER).status == PAID
+
+
+@pytest.mark.parametrize("fee", ["abc", "1.001", "-1.00"])
+def test_a_malformed_refund_fee_is_refused_and_changes_nothing(store, alipay_keys, fee):
+    add(store)
+    assert deliver(alipay_keys, gmt_payment=PAID_AT, refund_fee=fee, out_biz_no="X") == "fail"
+    assert store.get(ORDER).status == UNPAID
+
+
+def test_a_zero_refund_fee_is_no_refund(store, alipay_keys):
+    add(store)
+    assert deliver(alipay_keys, gmt_payment=PAID_AT, refund_fee="0.00") == "success"
+    assert store.get(ORDER).status == PAID and store.get(ORDER).refunds == {}
