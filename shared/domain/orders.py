@@ -123,12 +123,14 @@ class Refund:
 @dataclass(frozen=True)
 class AlipayRefund:
     """Alipay's word on a trade's refunds: ``refund_fee`` is the trade's cumulative refunded amount
-    (what a refund notify, ``alipay.trade.refund`` and the bill report), ``out_biz_no`` the refund
-    it was sent for — our ``outRequestNo`` when the refund is ours — and ``refunded_at`` (ISO) when."""
+    (what a refund notify and ``alipay.trade.refund`` report), ``out_biz_no`` the refund it was sent
+    for — our ``outRequestNo`` when the refund is ours — and ``refunded_at`` (ISO) when. A report
+    of one refund (the daily bill's refund line) gives its ``cents`` instead of, or beside, the total."""
 
-    refund_fee: int
+    refund_fee: Optional[int]
     out_biz_no: Optional[str]
     refunded_at: str
+    cents: Optional[int] = None  # this refund's own amount, where the report names it (a bill's refund line)
 
     def key(self) -> str:
         """The refunds-map key: ``out_biz_no``, or one made from the time when Alipay gave none."""
@@ -327,14 +329,15 @@ def _paid_then_refunded(
     if cents is None or not trade_no:
         raise ValueError("a close after payment needs the amount and Alipay's trade_no")
     refund = refund or AlipayRefund(cents, None, clock.iso())  # closed after payment: all of it, time unknown
-    if not 0 < refund.refund_fee <= cents:
-        raise ValueError(f"refund_fee {refund.refund_fee} is not within the trade's {cents} cents")
-    record = Refund(refund.refund_fee, REFUND_DONE, refund.refunded_at, refund.refunded_at, attempt=secrets.token_hex(16),
+    fee = refund.refund_fee if refund.refund_fee is not None else cents  # a close after payment refunded it all
+    if not 0 < fee <= cents:
+        raise ValueError(f"refund_fee {fee} is not within the trade's {cents} cents")
+    record = Refund(fee, REFUND_DONE, refund.refunded_at, refund.refunded_at, attempt=secrets.token_hex(16),
                     origin=MADE_AT_ALIPAY)
     result = store.mark_paid_refunded(order_num, cents, trade_no, clock.iso(paid_at), refund.key(), record)
     if result.outcome is Outcome.APPLIED:
         log.error("order %s: Alipay reports it paid and refunded %s cents (%s); recorded as paid and refunded at Alipay",
-                  order_num, refund.refund_fee, refund.key())
+                  order_num, fee, refund.key())
         return result
     if result.outcome is Outcome.ALREADY:  # paid here already: a refund like any other made at Alipay
         recorded = apply_alipay_refund(store, order_num, refund)
@@ -353,8 +356,10 @@ def apply_alipay_refund(store: OrderStore, order_num: str, refund: AlipayRefund)
     ``out_biz_no`` that is one of our ``outRequestNo`` is our refund: a PENDING one becomes
     REFUNDED. Whatever Alipay has refunded beyond what the ledger holds is recorded as one refund
     made at Alipay (``origin`` "alipay", keyed by ``out_biz_no``), so ``refundedAmount`` reaches
-    Alipay's figure; repeats and reordered reports add nothing. APPLIED when the ledger changed,
-    ALREADY when it already agreed, MISMATCH when the order is not paid here, NOT_FOUND.
+    Alipay's figure; repeats and reordered reports add nothing. A report of one refund's own
+    ``cents`` (the bill) records exactly that refund under its ``out_biz_no``, once. APPLIED when the
+    ledger changed, ALREADY when it already agreed, MISMATCH when the order is not paid here (or the
+    named refund's amount differs), NOT_FOUND.
     """
     for _ in range(RECORD_ATTEMPTS):
         order = store.get(order_num)
@@ -365,6 +370,10 @@ def apply_alipay_refund(store: OrderStore, order_num: str, refund: AlipayRefund)
             return Transition(Outcome.MISMATCH, order)
         mine = order.refunds.get(refund.out_biz_no) if refund.out_biz_no else None
         if mine is not None and mine.origin != MADE_AT_ALIPAY:
+            if refund.cents is not None and refund.cents != mine.cents:
+                log.error("order %s: Alipay reports refund %s of %s cents, this ledger %s", order_num, refund.out_biz_no,
+                          refund.cents, mine.cents)
+                return Transition(Outcome.MISMATCH, order)
             if mine.status == REFUND_PENDING:
                 if store.settle_refund(order_num, refund.out_biz_no, mine.cents, refund.refunded_at)[0]:
                     log.info("order %s: Alipay confirms refund %s", order_num, refund.out_biz_no)
@@ -373,11 +382,16 @@ def apply_alipay_refund(store: OrderStore, order_num: str, refund: AlipayRefund)
             if mine.status == REFUND_FAILED:
                 log.error("order %s: Alipay reports refund %s made, which this ledger released; check it by hand",
                           order_num, refund.out_biz_no)
-            if refund.refund_fee > order.refunded_cents:
+            if (refund.refund_fee or 0) > order.refunded_cents:
                 log.error("order %s: Alipay has refunded %s cents, this ledger %s", order_num, refund.refund_fee,
                           order.refunded_cents)
             return Transition(Outcome.ALREADY, order)
-        gap = refund.refund_fee - order.refunded_cents
+        if refund.cents is not None:  # one named refund: recorded once under its out_biz_no
+            if refund.key() in order.refunds:
+                return Transition(Outcome.ALREADY, order)
+            gap = refund.cents
+        else:
+            gap = (refund.refund_fee or 0) - order.refunded_cents
         if gap <= 0:
             return Transition(Outcome.ALREADY, order)
         cents = min(gap, order.total_cents - order.refunded_cents)
@@ -386,7 +400,7 @@ def apply_alipay_refund(store: OrderStore, order_num: str, refund: AlipayRefund)
                       order_num, refund.refund_fee)
         if cents <= 0:
             return Transition(Outcome.ALREADY, order)
-        key = refund.key() if refund.key() not in order.refunds else f"{refund.key()}_{len(order.refunds)}"
+        key = refund.key() if refund.key() not in order.refunds else f"{refund.key()}_{len(order.refunds)}"  # (a total's gap)
         record = Refund(cents, REFUND_DONE, refund.refunded_at, refund.refunded_at, attempt=secrets.token_hex(16),
                         origin=MADE_AT_ALIPAY)
         if store.add_refund(order_num, order.total_cents, key, record)[0]:

@@ -207,3 +207,20 @@ def test_a_zero_refund_fee_is_no_refund(store, alipay_keys):
     add(store)
     assert deliver(alipay_keys, gmt_payment=PAID_AT, refund_fee="0.00") == "success"
     assert store.get(ORDER).status == PAID and store.get(ORDER).refunds == {}
+
+
+def test_the_bill_reports_single_refunds_by_their_own_amount(store):
+    """The daily bill names each refund (out_request_no, amount): recorded once whatever else reported it."""
+    add(store, PAID, trade_no=TRADE_NO)
+    line = AlipayRefund(None, "CONSOLE_7", clock.iso(), cents=1500)
+    assert apply_alipay_refund(store, ORDER, line).outcome is Outcome.APPLIED
+    assert apply_alipay_refund(store, ORDER, line).outcome is Outcome.ALREADY  # the bill read twice
+    # its notify (the cumulative figure, same out_biz_no) then adds nothing
+    assert apply_alipay_refund(store, ORDER, AlipayRefund(1500, "CONSOLE_7", clock.iso())).outcome is Outcome.ALREADY
+    order = store.get(ORDER)
+    assert order.refunded_cents == 1500 and order.refunds["CONSOLE_7"].origin == MADE_AT_ALIPAY
+    # our own refund named by the bill with another amount is a discrepancy, not a write
+    assert store.add_refund(ORDER, TOTAL, "R1", refunds.Refund(500, REFUND_PENDING, clock.iso(), attempt="t"))[0]
+    assert apply_alipay_refund(store, ORDER, AlipayRefund(None, "R1", clock.iso(), cents=600)).outcome is Outcome.MISMATCH
+    assert apply_alipay_refund(store, ORDER, AlipayRefund(None, "R1", clock.iso(), cents=500)).outcome is Outcome.APPLIED
+    assert store.get(ORDER).refunds["R1"].status == REFUND_DONE and store.get(ORDER).refunded_cents == 2000
