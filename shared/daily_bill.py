@@ -11,8 +11,9 @@ index) with the bill's payments. Each difference is a ``Discrepancy`` of one ``K
 - ``unknown_order``: a bill line whose out_trade_no is not in the table.
 - ``trade_no_mismatch``: paid here with another Alipay trade_no than the bill's.
 - ``refund_settled``: a refund the bill shows done that was still PENDING here: settled.
-- ``refund_not_recorded``: a refund on the bill this table does not have as such (absent, or
-  in another state). Recorded only: the "refunded at Alipay" rules are the refunds module's.
+- ``refund_not_recorded``: a refund on the bill this table does not have: recorded as made at
+  Alipay (the refunds module's ``apply_alipay_refund``); or one it has as FAILED, or on an
+  order not paid here: reported only.
 - ``refund_amount_mismatch``: a refund recorded here with other cents than the bill's.
 - ``missing_from_bill``: paid here on that day (payDay) but absent from Alipay's bill.
 
@@ -32,7 +33,10 @@ from .alipay import bill as alipay_bill
 from .alipay.bill import REFUND, TRADE, Bill, BillLine
 from .domain import clock
 from .environment import ConfigError
-from .domain.orders import PAID, REFUND_DONE, REFUND_PENDING, Order, OrderStore, OrderSummary, Outcome, apply_trade_status
+from .domain.orders import (
+    PAID, REFUND_DONE, REFUND_PENDING, AlipayRefund, Order, OrderStore, OrderSummary, Outcome, apply_alipay_refund,
+    apply_trade_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +260,9 @@ def _payment(store: BillStore, day: str, line: BillLine, order: OrderSummary, re
 
 
 def _refund(store: BillStore, day: str, line: BillLine, order: OrderSummary, result: Result) -> Optional[Discrepancy]:
+    """Through the refunds module's one entry point for Alipay's word on a refund
+    (``orders.apply_alipay_refund``): a PENDING one of ours is settled, one made at Alipay
+    outside this backend is recorded once under its out_request_no."""
     request_no = line.out_request_no or line.out_trade_no  # Alipay's default out_request_no
     recorded = order.refunds.get(request_no)
 
@@ -265,21 +272,21 @@ def _refund(store: BillStore, day: str, line: BillLine, order: OrderSummary, res
             line.trade_no, request_no, line.row,
         )
 
-    if recorded is None:
-        return found(REFUND_NOT_RECORDED, NONE, "refunded at Alipay; no such refund here")
-    if recorded.cents != line.refund_cents:
-        return found(REFUND_AMOUNT_MISMATCH, NONE, "the refund's cents here differ from Alipay's")
-    if recorded.status == REFUND_DONE:
-        return None
-    if recorded.status == REFUND_PENDING:
-        refunded_at = clock.iso(clock.parse_alipay_time(line.finished_at))
-        applied, before = store.settle_refund(line.out_trade_no, request_no, line.refund_cents, refunded_at)
-        now = before.refunds.get(request_no) if before else None
-        if applied:
+    refunded_at = clock.iso(clock.parse_alipay_time(line.finished_at))
+    transition = apply_alipay_refund(
+        store, line.out_trade_no, AlipayRefund(None, request_no, refunded_at, cents=line.refund_cents),
+    )
+    if transition.outcome is Outcome.APPLIED:
+        if recorded is not None and recorded.status == REFUND_PENDING:
             return found(REFUND_SETTLED, APPLIED, f"refunded at Alipay at {line.finished_at}, PENDING here; settled")
-        if now is not None and now.status == REFUND_DONE:
-            return None  # settled meanwhile
-    return found(REFUND_NOT_RECORDED, NONE, f"refunded at Alipay; {recorded.status} here")
+        return found(REFUND_NOT_RECORDED, APPLIED, f"refunded at Alipay at {line.finished_at}, not here; recorded as made at Alipay")
+    if transition.outcome is Outcome.MISMATCH:
+        if order.status != PAID:
+            return found(REFUND_NOT_RECORDED, NONE, f"refunded at Alipay; the order is status {order.status} here")
+        return found(REFUND_AMOUNT_MISMATCH, NONE, "the refund's cents here differ from Alipay's")
+    if transition.outcome is Outcome.ALREADY and recorded is not None and recorded.status not in (REFUND_DONE, REFUND_PENDING):
+        return found(REFUND_NOT_RECORDED, NONE, f"refunded at Alipay; {recorded.status} here")
+    return None
 
 
 # --- one day, end to end ---------------------------------------------------------------------------
