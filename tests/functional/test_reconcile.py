@@ -3,6 +3,7 @@ and the sparse reconcile index: backoff, late payments after a local close, the 
 import itertools
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -307,6 +308,36 @@ def test_of_two_overlapping_passes_only_one_moves_an_order(store, fake):
     assert store.get("ORDER_P").reconcile_tries == 1
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_poison_order_first_in_the_index_never_stops_the_pass(store, fake, caplog, concurrency):
+    """Issue 11 #5: an answer of unexpected shape (a numeric send_pay_date) and a malformed row (a
+    backfill's orderDate) are each that order's error: logged with its number, pushed back with
+    the usual backoff, counted in ``errors``; the paid orders behind them are settled in the same pass."""
+    add(store, "ORDER_POISON_ANSWER", timedelta(hours=3))
+    fake.answer_for["ORDER_POISON_ANSWER"] = {
+        "code": "10000", "msg": "Success", "out_trade_no": "ORDER_POISON_ANSWER", "trade_no": "2026120222001400000000000009",
+        "trade_status": "TRADE_SUCCESS", "total_amount": "198.01", "send_pay_date": 20261202101010,
+    }
+    store.create(Order("ORDER_POISON_ROW", "P1", "U1", "order", 19801, order_date="yesterday",
+                       reconcile_at=clock.iso(NOW - timedelta(hours=2, minutes=54))))
+    for n in range(5):
+        add(store, f"ORDER_BEHIND_{n}", timedelta(hours=1))
+        fake.add_trade(f"ORDER_BEHIND_{n}", "198.01", "TRADE_SUCCESS")
+    (first, second, *_), _ = store.due_orders(clock.iso(NOW), 10)
+    assert (first.order_num, second.order_num) == ("ORDER_POISON_ANSWER", "ORDER_POISON_ROW")  # earliest due
+
+    report = run(store, fake, policy=replace(POLICY, concurrency=concurrency))
+    assert report.to_dict() == {"examined": 7, "actions": {"paid": 5, "error": 2}, "errors": 2, "complete": True}
+    assert all(store.get(f"ORDER_BEHIND_{n}").status == PAID for n in range(5))
+    for poison in ("ORDER_POISON_ANSWER", "ORDER_POISON_ROW"):
+        order = store.get(poison)
+        assert order.status == UNPAID and order.reconcile_at == clock.iso(NOW + POLICY.backoff) and order.reconcile_tries == 1
+        assert any(r.levelname == "ERROR" and poison in r.getMessage() and r.exc_info for r in caplog.records)
+    later = NOW + POLICY.backoff
+    assert run(store, fake, now=later).to_dict()["errors"] == 2  # still isolated, and backed off further
+    assert store.get("ORDER_POISON_ROW").reconcile_at == clock.iso(later + 2 * POLICY.backoff)
+
+
 def test_a_pass_stops_when_the_lambda_runs_out_of_time(store, fake):
     add(store, "ORDER_T", timedelta(hours=1))
     report = run(store, fake, time_left=lambda: 1.0)
@@ -318,7 +349,7 @@ def test_handler_runs_a_pass_from_the_environment(store, fake, monkeypatch):
     fake.add_trade("ORDER_H", "198.01", "TRADE_SUCCESS")
     monkeypatch.setattr(gateway_module, "http_post", fake)
     reply = reconcile_handler({"source": "aws.events"}, None)
-    assert reply == {"examined": 1, "actions": {"paid": 1}, "complete": True}
+    assert reply == {"examined": 1, "actions": {"paid": 1}, "errors": 0, "complete": True}
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5"])
