@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from local import events, schema
+from local import events, lambda_api, schema
 from local.faults import FaultSwitch
 from local.sandbox import OUTCOMES, Sandbox, scan
 
@@ -173,6 +173,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._faults(body)
         if url.path.startswith(INVOKE) and self.command == "POST":
             return self._invoke_directly(url.path[len(INVOKE):], body)
+        invocation = lambda_api.PATH.fullmatch(url.path)
+        if invocation and self.command == "POST":  # Lambda's Invoke API, for boto3 (reconcile's fan-out)
+            status, headers, data = lambda_api.invoke(functions(), invocation.group(1),
+                                                      self.headers.get("X-Amz-Invocation-Type"), body)
+            return self._send(status, "application/json", data, headers)
         for route in self.server.routes:
             params = route.match(self.command, url.path)
             if params is not None:

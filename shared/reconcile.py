@@ -340,3 +340,105 @@ def due_feed(store: DueIndex, now: str, shards: Iterable[int], page: int) -> Ite
                 return
 
     return heapq.merge(*(shard_feed(shard) for shard in shards), key=lambda due: (due.reconcile_at, due.order_num))
+
+
+# --- at shop scale: the scheduled entry point fans the shards out, one worker each ---------------
+
+WORKER_FUNCTION = "RECONCILE_WORKER_FUNCTION"  # serverless.yml: the reconcile_worker function's name
+
+
+def shards_of(event: object) -> List[int]:
+    """The shards a worker event names: ``{"shard": n}``, or every shard (``{}``, a schedule's event)."""
+    shard = event.get("shard") if isinstance(event, dict) else None
+    if shard is None:
+        return list(range(RECONCILE_SHARDS))
+    if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < RECONCILE_SHARDS:
+        raise ValueError(f"shard must be an integer in [0, {RECONCILE_SHARDS})")
+    return [shard]
+
+
+@dataclass
+class Dispatch:
+    """What the scheduled entry point did: how late the most overdue look is (the alarm's
+    ``ReconcileOldestDueAge``), which shards got a worker, and which could not be invoked."""
+
+    oldest_due_age: float
+    shards: List[int]
+    failed: List[int] = field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, object]:
+        return {"oldestDueAgeSeconds": round(self.oldest_due_age, 3), "dispatched": self.shards, "failed": self.failed}
+
+
+def oldest_due(store: DueIndex, now: datetime) -> Tuple[float, List[int]]:
+    """Seconds since the earliest ``reconcileAt`` that has come (0 when nothing is due), and the
+    shards with an order due: one one-item Query per shard."""
+    oldest: Optional[datetime] = None
+    busy: List[int] = []
+    for shard in range(RECONCILE_SHARDS):
+        rows, _ = store.due_page(shard, clock.iso(now), 1)
+        if rows:
+            busy.append(shard)
+            at = datetime.fromisoformat(rows[0].reconcile_at)
+            oldest = at if oldest is None or at < oldest else oldest
+    return (max(0.0, (now - oldest).total_seconds()) if oldest else 0.0), busy
+
+
+def dispatch(store: DueIndex, invoke: Callable[[Dict[str, int]], None], *, now: Optional[datetime] = None) -> Dispatch:
+    """One worker invocation per shard with orders due (``invoke`` queues it: Lambda's asynchronous
+    Invoke); each worker is one bounded pass over its shard within its own Lambda timeout. A shard
+    that could not be dispatched is logged and reported; the others still go."""
+    now = clock.now() if now is None else now
+    age, busy = oldest_due(store, now)
+    result = Dispatch(age, [])
+    for shard in busy:
+        try:
+            invoke({"shard": shard})
+            result.shards.append(shard)
+        except Exception:  # noqa: BLE001 - one shard's failed invoke must not starve the others
+            log.exception("reconcile: could not dispatch shard %d", shard)
+            result.failed.append(shard)
+    emit_dispatch_metrics(result)
+    return result
+
+
+def emit_dispatch_metrics(result: Dispatch) -> None:
+    from .aws import metrics  # noqa: PLC0415 - only the scheduled functions emit
+
+    metrics.emit({"ReconcileOldestDueAge": (result.oldest_due_age, "Seconds")},
+                 properties={"dispatched": result.shards, "failed": result.failed})
+
+
+def emit_pass_metrics(report: Report, shards: Sequence[int]) -> None:
+    """One EMF line per pass: examined, settled (paid), closed (at Alipay or here), errors."""
+    from .aws import metrics  # noqa: PLC0415
+
+    actions = report.actions
+    metrics.emit(
+        {"ReconcileExamined": sum(actions.values()), "ReconcileSettled": actions.get("paid", 0),
+         "ReconcileClosed": actions.get("closed", 0) + actions.get("closed_here", 0), "ReconcileErrors": report.errors},
+        dimensions={"Shard": str(shards[0]) if len(shards) == 1 else "all"},
+        properties={"complete": report.complete},
+    )
+
+
+def time_left_of(context: object) -> Callable[[], float]:
+    """Seconds the invocation has left (Lambda's context), or no limit when invoked bare."""
+    if context is None:
+        return lambda: float("inf")
+    return lambda: context.get_remaining_time_in_millis() / 1000  # type: ignore[attr-defined]
+
+
+def configured_pass(shards: Sequence[int], time_left: Callable[[], float]) -> Report:
+    """One pass over ``shards`` with the function's own settings (the worker's, or the scheduled
+    function's when no worker is configured), its metrics emitted."""
+    from .alipay.gateway import AlipayGateway  # noqa: PLC0415 - see TYPE_CHECKING above
+    from .aws.repository import order_repository  # noqa: PLC0415
+    from .config import settings  # noqa: PLC0415
+
+    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url")
+    report = run(order_repository(cfg.order_table), AlipayGateway.from_settings(cfg), Policy.from_env(),
+                 time_left=time_left, shards=shards)
+    emit_pass_metrics(report, shards)
+    log.info("reconcile pass: %s", report.to_dict(), extra={"shards": list(shards)})
+    return report

@@ -66,12 +66,14 @@ DYNAMODB = CallBudget(attempts=2, connect_timeout=0.3, read_timeout=0.6)
 # Keys are read once per container and then every SECRETS_TTL_SECONDS; a failed refresh keeps the
 # cached key (shared/secrets.py), so only a cold start depends on this one unretried call.
 SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
+# An asynchronous Invoke (reconcile's fan-out) only queues the event: Lambda answers 202 at once.
+LAMBDA = CallBudget(attempts=2, connect_timeout=0.5, read_timeout=1.0)
 
 
 # --- clients --------------------------------------------------------------------------------------
 
 _clients: Dict[str, Any] = {}
-BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS}
+BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "lambda": LAMBDA}
 
 
 def client(service: str):
