@@ -67,7 +67,9 @@ DYNAMODB = CallBudget(attempts=2, connect_timeout=0.3, read_timeout=0.6)
 # cached key (shared/secrets.py), so only a cold start depends on this one unretried call.
 SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
 # An asynchronous Invoke (reconcile's fan-out) only queues the event: Lambda answers 202 at once.
-LAMBDA = CallBudget(attempts=2, connect_timeout=0.5, read_timeout=1.0)
+# Not retried: a retry after a lost answer queues a second pass of that shard (harmless, but
+# double the gateway calls); a failed dispatch fails the run instead, and the next schedule goes.
+LAMBDA = CallBudget(attempts=1, connect_timeout=1.0, read_timeout=3.0)
 
 
 # --- clients --------------------------------------------------------------------------------------
