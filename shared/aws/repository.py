@@ -70,12 +70,15 @@ SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
 # Not retried: a retry after a lost answer queues a second pass of that shard (harmless, but
 # double the gateway calls); a failed dispatch fails the run instead, and the next schedule goes.
 LAMBDA = CallBudget(attempts=1, connect_timeout=1.0, read_timeout=3.0)
+# Order events (shared/order_events.py) run off the stream, where nobody waits on them: more
+# patience per call, and a batch that still fails is retried by Lambda's event source mapping.
+EVENTS = CallBudget(attempts=3, connect_timeout=1.0, read_timeout=3.0)
 
 
 # --- clients --------------------------------------------------------------------------------------
 
 _clients: Dict[str, Any] = {}
-BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "lambda": LAMBDA}
+BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "events": EVENTS, "lambda": LAMBDA}
 
 
 def client(service: str):
@@ -154,6 +157,11 @@ def _from_attr(attr: Dict[str, Any]) -> Any:
 
 def _item(order: Order) -> Dict[str, Dict[str, str]]:
     return {k: _to_attr(v) for k, v in order.to_dict().items()}
+
+
+def order_from_image(item: Optional[Dict[str, Dict[str, str]]]) -> Optional[Order]:
+    """An Order from its DynamoDB attribute map (a GetItem item, or a stream record's image)."""
+    return _order(item)
 
 
 def _order(item: Optional[Dict[str, Dict[str, str]]]) -> Optional[Order]:

@@ -26,9 +26,10 @@ TABLE_ACTIONS = {
     "order_status": ["dynamodb:GetItem"],
     "add_order": ["dynamodb:PutItem"],
     "pay_return": ["dynamodb:GetItem"],
-    "reconcile": None,  # the scheduled dispatcher: the reconcile index and the worker's Invoke only
+    "reconcile": [],  # the scheduled dispatcher: the reconcile index and the worker's Invoke only
     "reconcile_worker": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "publish_events": [],  # the table's stream only (test_order_events_template.py)
 }
 FOREIGN = ("tests/", "local/", "deploy/", ".venv/", "node_modules/", "alipay/", "cryptography/", "boto3/", "botocore/", "python/")
 
@@ -150,7 +151,8 @@ def test_each_function_has_its_own_least_privilege_role(template, name):
     on_table = [s for s in granted if s["Resource"] == {"Fn::GetAtt": ["OrderTable", "Arn"]}]
     assert [sorted(s["Action"]) for s in on_table] == ([TABLE_ACTIONS[name]] if TABLE_ACTIONS[name] else [])
     actions = sorted(a for s in granted for a in s["Action"])
-    allowed = ("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt") + (("lambda:InvokeFunction",) if name == "reconcile" else ())
+    allowed = ("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt", "events:PutEvents", "sqs:SendMessage") + (
+        ("lambda:InvokeFunction",) if name == "reconcile" else ())
     assert all(a.startswith(allowed) for a in actions)
     assert not [s for s in granted if s["Resource"] == "*" or "*" in s["Action"]]
     for statement in granted:
