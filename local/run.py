@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from typing import Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 from shared import config
 from shared.aws import repository
@@ -80,6 +80,7 @@ class LocalStack:
         self.cert_mode = cert_mode  # public-key-certificate mode for the app and the emulator
         self.server = None
         self._mock = None
+        self._unlock: Callable[[], None] = lambda: None
         self._thread: Optional[threading.Thread] = None
         self.schedules: list = []
         self.pipelines: list = []
@@ -110,6 +111,9 @@ class LocalStack:
         repository.reset()
         self._mock = mock_aws()
         self._mock.start()
+        from local.moto_lock import serialise_requests
+
+        self._unlock = serialise_requests()  # DynamoDB's per-request atomicity, for the handlers' threads
         schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
         schema.create_order_table(repository.dynamodb_client(), IDEMPOTENCY_TABLE, "IdempotencyTable")
         self.server.routes = http_routes()
@@ -168,6 +172,7 @@ class LocalStack:
             self.server.server_close()
         if self._mock is not None:
             self._mock.stop()
+            self._unlock()
         repository.reset()
         config.reset()
 

@@ -75,7 +75,7 @@ class Policy:
 
     min_age: timedelta = timedelta(minutes=5)  # first look after creation: leave the notify its chance
     close_after: timedelta = timeout_express(orderstr.DEFAULT_TIMEOUT_EXPRESS)  # the orderStr's timeout
-    max_orders: int = 100  # per pass (per shard worker when fanned out)
+    max_orders: int = 5000  # per pass (per shard worker when fanned out); the remaining time bounds it first
     concurrency: int = 8  # looks in flight at once: 8 x ~100 ms gateway calls = ~70 orders/s
     backoff: timedelta = timedelta(minutes=1)  # after the n-th inconclusive look: backoff * 2 ** (n - 1)
     backoff_max: timedelta = timedelta(hours=1)

@@ -264,16 +264,9 @@ class DynamoOrderRepository:
         rows: List[Due] = []
         more = False
         for shard in range(RECONCILE_SHARDS):
-            reply = self._client.query(
-                TableName=self.table_name,
-                IndexName=RECONCILE_INDEX,
-                KeyConditionExpression="reconcileShard = :shard AND reconcileAt <= :now",
-                ExpressionAttributeValues={":shard": _to_attr(shard), ":now": _to_attr(now)},
-                ScanIndexForward=True,
-                Limit=limit,
-            )
-            rows += [_due(item) for item in reply.get("Items", [])]
-            more = more or "LastEvaluatedKey" in reply
+            page, start = self.due_page(shard, now, limit)
+            rows += page
+            more = more or start is not None
         rows.sort(key=lambda due: (due.reconcile_at, due.order_num))
         return rows[:limit], more or len(rows) > limit
 
