@@ -27,6 +27,7 @@ one worker invocation each (functions/reconcile/handler.py, ``dispatch``).
 """
 from __future__ import annotations
 
+import contextvars
 import heapq
 import logging
 import os
@@ -318,7 +319,8 @@ def run(
             if time_left() < reserve:
                 stopped = True
                 break
-            in_flight.add(pool.submit(look, store, gateway, due, now, policy))
+            # each look in the pass's log context (the invocation's request id), as if inline
+            in_flight.add(pool.submit(contextvars.copy_context().run, look, store, gateway, due, now, policy))
             taken += 1
         collect(wait(in_flight).done)
     report.complete = not stopped
