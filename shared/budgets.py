@@ -43,3 +43,10 @@ def reconcile_dispatch_worst_case_seconds(shards: int) -> float:
     """The scheduled reconcile's whole run: a one-item Query per shard (how late the oldest look
     is), then one asynchronous Invoke per shard (Lambda only queues the event). No keys, no gateway."""
     return shards * (DYNAMODB.worst_case_seconds() + LAMBDA.worst_case_seconds()) + NOTIFY_COMPUTE_ALLOWANCE
+
+
+def refund_settle_order_worst_case_seconds(gateway_timeout: Optional[float] = None) -> float:
+    """What a refund_settle pass must have left to take one more order with one due refund:
+    ``alipay.trade.fastpay.refund.query`` and the refund's retry, and four DynamoDB calls (read
+    the order, settle or fail the refund, read it again, recheck or leave the index)."""
+    return 2 * (_gateway_timeout() if gateway_timeout is None else gateway_timeout) + 4 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE

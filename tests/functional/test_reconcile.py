@@ -311,13 +311,13 @@ def test_of_two_overlapping_passes_only_one_moves_an_order(store, fake):
 
 @pytest.mark.parametrize("concurrency", [1, 8])
 def test_a_poison_order_first_in_the_index_never_stops_the_pass(store, fake, caplog, concurrency):
-    """Issue 11 #5: an answer of unexpected shape (a numeric send_pay_date) and a malformed row (a
+    """Issue 11 #5: an answer of unexpected shape (a trade_no that is a list) and a malformed row (a
     backfill's orderDate) are each that order's error: logged with its number, pushed back with
     the usual backoff, counted in ``errors``; the paid orders behind them are settled in the same pass."""
     add(store, "ORDER_POISON_ANSWER", timedelta(hours=3))
     fake.answer_for["ORDER_POISON_ANSWER"] = {
-        "code": "10000", "msg": "Success", "out_trade_no": "ORDER_POISON_ANSWER", "trade_no": "2026120222001400000000000009",
-        "trade_status": "TRADE_SUCCESS", "total_amount": "198.01", "send_pay_date": 20261202101010,
+        "code": "10000", "msg": "Success", "out_trade_no": "ORDER_POISON_ANSWER", "trade_no": ["2026120222001400000000000009"],
+        "trade_status": "TRADE_SUCCESS", "total_amount": "198.01", "send_pay_date": "2026-12-02 10:10:10",
     }
     store.create(Order("ORDER_POISON_ROW", "P1", "U1", "order", 19801, order_date="yesterday",
                        reconcile_at=clock.iso(NOW - timedelta(hours=2, minutes=54))))
