@@ -20,6 +20,14 @@ CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "g
 REQUIRED = ("app_id", "out_trade_no", "trade_status", "total_amount")
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 MAX_FIELDS = 200
+# The longest value Alipay documents for each field this backend reads (trade_status_sync; sign:
+# a 4096-bit RSA signature is 684 base64 characters). A longer one is not Alipay's: refused before
+# anything parses, compares or stores it. Amounts are bounded by money.MAX_AMOUNT_TEXT, the
+# charset by its short list of names.
+FIELD_LIMITS = {
+    "app_id": 32, "out_trade_no": 64, "trade_no": 64, "trade_status": 32, "seller_id": 30, "notify_id": 128,
+    "gmt_payment": 19, "sign_type": 10, "sign": 1024, "alipay_cert_sn": 64,
+}
 
 
 class NotifyRejected(Exception):
@@ -67,6 +75,8 @@ def parse_form(raw: bytes) -> Dict[str, str]:
     """
     if len(raw) > MAX_BODY_BYTES:
         raise NotifyRejected(f"body larger than {MAX_BODY_BYTES} bytes")
+    if raw.count(b"&") >= MAX_FIELDS:  # counted in C before anything is split
+        raise NotifyRejected(f"more than {MAX_FIELDS} fields")
     if _ESCAPED_KEY.search(b"&" + raw):
         return _parse_by_field(raw)
     try:
@@ -158,6 +168,9 @@ def verified_params(
     """Parse a form Alipay signed like a notify (the notify itself, the sync return), verify it,
     and check that the ``required`` fields are there and the app is ours."""
     params = parse_form(raw)
+    for name, limit in FIELD_LIMITS.items():
+        if len(params.get(name, "")) > limit:
+            raise NotifyRejected(f"{name} longer than {limit} characters")
     verify_signature(params, public_key, alipay_cert_sn)
     missing = [name for name in required if not params.get(name)]
     if missing:
