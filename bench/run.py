@@ -223,7 +223,7 @@ def crypto_figures(report: Report, fx: Fixture, repeats: int, seconds: float, op
     params = sdk_oracle.query_params(ours_sign())
     request_content = signing.sign_content(params)
     notify_params = notify.parse_form(body)
-    notify_content = signing.sign_content(notify_params, signing.NOTIFY_EXCLUDED)
+    notify_content = signing.check_content(notify_params)
 
     def rsa_sign():
         return signing.rsa2_sign(private_key, request_content)

@@ -93,7 +93,7 @@ def notify_params(
 
 def sign_notify(params: Mapping[str, str], private_key: rsa.RSAPrivateKey, sign_type: str = "RSA2") -> Dict[str, str]:
     """``params`` plus ``sign_type`` and the ``sign`` Alipay would put on them."""
-    content = signing.sign_content(params, signing.NOTIFY_EXCLUDED)
+    content = signing.check_content(params)  # Alipay's rule: empty fields are signed too
     signed = dict(params)
     signed["sign_type"] = sign_type
     signed["sign"] = signing.rsa2_sign(private_key, content, charset_encoding(params.get("charset")))

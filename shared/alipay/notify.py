@@ -137,7 +137,7 @@ def _form_pairs(raw: bytes) -> List[Tuple[bytes, bytes]]:
 def verify_signature(
     params: Mapping[str, str], public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None
 ) -> None:
-    """RSA2 over the notify sign content (``sign`` and ``sign_type`` left out).
+    """RSA2 over the notify check content (``sign`` and ``sign_type`` left out, empty values kept).
 
     Certificate mode (``alipay_cert_sn`` configured): a notify naming another Alipay certificate
     was signed with a key we do not hold yet; it is refused with a reason that says to install the
@@ -152,7 +152,7 @@ def verify_signature(
     if not sign:
         raise NotifyRejected("missing sign")
     encoding = charset_encoding(params.get("charset"))
-    content = signing.sign_content(params, signing.NOTIFY_EXCLUDED)
+    content = signing.check_content(params)  # empty fields are signed too
     if not signing.rsa2_verify(public_key, content, sign, encoding):
         raise NotifyRejected("bad signature")
 
