@@ -687,6 +687,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on this machine)")
     print()
     report.print()
+    from bench import reconcile as reconcile_bench  # issue 13 #2: its own local stack, after the rest
+
+    print()
+    reconcile_bench.print_figures(reconcile_bench.run(quick=args.quick))
     return 0
 
 

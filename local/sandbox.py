@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
@@ -117,8 +118,10 @@ class Sandbox:
         notifier: Optional[Notifier] = None,
         ledger: Optional[Ledger] = None,
         certs: Optional[CertMode] = None,
+        gateway_latency: float = 0.0,
     ) -> None:
         self.app_id = app_id
+        self.gateway_latency = gateway_latency  # seconds each gateway answer waits (SANDBOX_GATEWAY_LATENCY_MS)
         self.seller_id = seller_id
         self.app_public_key = app_public_key
         self.alipay_private_key = alipay_private_key
@@ -308,7 +311,10 @@ class Sandbox:
     def gateway(self, query: bytes, body: bytes) -> Tuple[int, str, bytes]:
         """Answer one gateway call (parameters in the query, the form body, or both, as the
         official SDKs split them): (HTTP status, content type, body). HTTP 200 like Alipay.
-        Read, signed and answered in the charset the request declares."""
+        Read, signed and answered in the charset the request declares. ``gateway_latency`` delays
+        each answer, as the round trip from AWS to Alipay does."""
+        if self.gateway_latency > 0:
+            time.sleep(self.gateway_latency)
         key, name = "error_response", charset.declared(query, body)
         if charset.codec(name) is None:
             name = None  # refused below, in utf-8

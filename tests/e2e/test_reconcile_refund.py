@@ -92,6 +92,23 @@ def test_make_reconcile_runs_one_pass_against_the_running_stack(manual, local_di
     assert status_of(manual, out_trade_no) == 1
 
 
+def test_the_scheduled_reconcile_fans_out_through_lambdas_invoke_api(manual):
+    """`make invoke FUNCTION=reconcile`: the dispatcher's real boto3 ``lambda.invoke(Event)`` reaches the
+    local stack's Invoke API, which runs the shard's worker on a thread; the order it was due for settles."""
+    from shared.domain.orders import reconcile_shard
+
+    order_str, out_trade_no = pay(manual)
+    assert app_pay(manual, order_str, "?outcome=drop")["resultStatus"] == "9000"
+    result = invoke(manual, "reconcile", {})
+    assert reconcile_shard(out_trade_no) in result["dispatched"] and result["failed"] == [], result
+    assert result["oldestDueAgeSeconds"] >= 0
+    assert wait_until(lambda: status_of(manual, out_trade_no), lambda s: s == 1) == 1
+    assert wait_until(lambda: manual.log_lines("reconcile pass"), bool)
+    status, _ = http("POST", f"{manual.url}/2015-03-31/functions/alipay-app-pay-local-nope/invocations", b"{}",
+                     "application/json")
+    assert status == 404
+
+
 def invoke(stack, function, event):
     status, result = http("POST", f"{stack.url}/local/invoke/{function}", json.dumps(event).encode(), "application/json")
     assert status == 200
