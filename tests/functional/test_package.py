@@ -1,15 +1,18 @@
 """`npx serverless package` (osls, pinned in package.json) succeeds offline and ships what it should:
 each function only this project's code (everything its handler imports, nothing of the tests or
 the local stack), third-party code in one layer built for Lambda's platform, least-privilege IAM."""
-import ast
 import json
 import re
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from deploy.function_files import project_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "serverless.yml").read_text(encoding="utf-8"))
@@ -38,32 +41,6 @@ def template(packaged):
     return json.loads((packaged / "cloudformation-template-update-stack.json").read_text())["Resources"]
 
 
-def project_imports(path: Path, seen=None) -> set:
-    """The project files ``path`` needs: its shared/ and functions/ imports, transitively."""
-    seen = set() if seen is None else seen
-    package = path.parent.relative_to(ROOT).as_posix().replace("/", ".")
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: up (level - 1) packages from this file's package
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        else:
-            continue
-        for module in modules:
-            parents = [".".join(module.split(".")[:n]) for n in range(1, module.count(".") + 1)]  # shared.aws for shared.aws.repository
-            for candidate in [ROOT / p.replace(".", "/") / "__init__.py" for p in parents] + [ROOT / (module.replace(".", "/") + ".py"), ROOT / module.replace(".", "/") / "__init__.py"]:
-                rel = candidate.relative_to(ROOT).as_posix()
-                if candidate.exists() and rel.startswith(("shared/", "functions/")) and rel not in seen:
-                    seen.add(rel)
-                    project_imports(candidate, seen)
-    return seen
-
-
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_each_function_ships_its_own_code_and_all_it_imports(packaged, name):
     archive = packaged / f"{name}.zip"
@@ -71,9 +48,23 @@ def test_each_function_ships_its_own_code_and_all_it_imports(packaged, name):
     handler = ROOT / SPEC["functions"][name]["handler"].rsplit(".", 1)[0]
     needed = project_imports(handler.with_suffix(".py")) | {f"functions/{name}/handler.py", "functions/__init__.py", "shared/__init__.py"}
     assert needed <= names, f"{name}.zip lacks {sorted(needed - names)}"
+    shipped = {n for n in names if n.startswith("shared/")}
+    assert shipped == {n for n in needed if n.startswith("shared/")}, f"{name}.zip ships modules it never imports"
     assert not [n for n in names if n.startswith("functions/") and not n.startswith((f"functions/{name}/", "functions/__init__"))]
     assert not [n for n in names if n.startswith(FOREIGN) or n.endswith((".pyc", ".so")) or "__pycache__" in n]
     assert archive.stat().st_size < 100 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_zip_alone_imports_its_handler(packaged, name, tmp_path):
+    """What the zip holds is enough: its handler imports in a fresh interpreter that sees the zip's
+    files and the runtime's packages, none of this checkout (as on Lambda, from /var/task)."""
+    zipfile.ZipFile(packaged / f"{name}.zip").extractall(tmp_path)
+    module = SPEC["functions"][name]["handler"].rsplit(".", 1)[0].replace("/", ".")
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import {module} as m; print(m.__file__)"
+    out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith(str(tmp_path))
 
 
 # Lambda's architectures: ELF e_machine, the CPython extension suffix's machine, the wheel platform's
