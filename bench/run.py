@@ -687,6 +687,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on this machine)")
     print()
     report.print()
+    from bench import bill  # noqa: PLC0415 - moto and the emulator load only here
+
+    print(bill.line(2_000 if args.quick else 100_000), flush=True)  # issue 13 #3
     from bench import reconcile as reconcile_bench  # issue 13 #2: its own local stack, after the rest
 
     print()

@@ -13,11 +13,10 @@ function's role:
 """
 from __future__ import annotations
 
-import argparse
-import json
 from datetime import datetime
 from typing import Dict, Optional
 
+from deploy import operator_cli
 from shared.domain import clock
 from shared import reconcile
 from shared.domain.orders import CLOSED, UNPAID, reconcile_shard
@@ -60,13 +59,7 @@ def backfill(client, table: str, now: Optional[datetime] = None, policy: Optiona
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", required=True, help="the Order table's name")
-    parser.add_argument("--dry-run", action="store_true", help="count, write nothing")
-    args = parser.parse_args(argv)
-    import boto3  # noqa: PLC0415 - an operator's tool, with the operator's credentials
-
-    print(json.dumps(backfill(boto3.client("dynamodb"), args.table, dry_run=args.dry_run)))
+    operator_cli.main(__doc__, backfill, argv)
 
 
 if __name__ == "__main__":

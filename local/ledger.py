@@ -100,6 +100,11 @@ class Ledger:
     def record_delivery(self, out_trade_no: str, delivery: Delivery) -> None:
         self.update(out_trade_no, lambda trade: trade.deliveries.append(delivery))
 
+    def trades(self) -> List[Trade]:
+        """Every trade, in the order they were added (a list, taken under the lock)."""
+        with self._lock:
+            return list(self._trades.values())
+
     def snapshot(self, out_trade_no: str) -> Optional[Dict[str, Any]]:
         with self._lock:
             trade = self._trades.get(out_trade_no)

@@ -32,6 +32,7 @@ APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
 ORDER_TABLE = "alipay-app-pay-local-Order"
 IDEMPOTENCY_TABLE = "alipay-app-pay-local-Idempotency"
+BILL_REPORT_BUCKET = "alipay-app-pay-local-bills"
 LATENCY = "SANDBOX_GATEWAY_LATENCY_MS"
 EVENT_BUS = "alipay-app-pay-local-orders"
 EVENT_SOURCE = "alipay-app-pay"
@@ -48,6 +49,7 @@ def local_env(port: int) -> Dict[str, str]:
         "ALIPAY_GATEWAY_URL": f"{base}/sandbox/gateway.do",
         "ORDER_TABLE": ORDER_TABLE,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "BILL_REPORT_BUCKET": BILL_REPORT_BUCKET,
         "EVENT_BUS_NAME": EVENT_BUS,
         "EVENT_SOURCE": EVENT_SOURCE,
         "AWS_DEFAULT_REGION": "ap-east-1",
@@ -116,6 +118,7 @@ class LocalStack:
         self._unlock = serialise_requests()  # DynamoDB's per-request atomicity, for the handlers' threads
         schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
         schema.create_order_table(repository.dynamodb_client(), IDEMPOTENCY_TABLE, "IdempotencyTable")
+        schema.create_report_bucket(repository.client("s3"), BILL_REPORT_BUCKET)
         self.server.routes = http_routes()
         # the handlers' own clients: `POST /local/faults {"events": {"fail_next": 3}}` fails PutEvents
         self.server.faults = FaultSwitch({"dynamodb": repository.dynamodb_client(), "events": repository.client("events")})
@@ -124,6 +127,7 @@ class LocalStack:
             notifier=Notifier(Ledger(), self.time_scale), certs=certificates,
             gateway_latency=gateway_latency(os.environ),
         )
+        self.server.sandbox.base_url = f"{self.url}/sandbox"
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
         self._thread.start()
         from local.schedule import start_schedules
@@ -192,7 +196,9 @@ alipay-app-pay, local stack on {url}
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
   POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
   POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail; also "events")
-  GET  {url}/local/events?outTradeNo=...                  (order events from the table's stream, as the bus delivered them){schedules}
+  GET  {url}/local/events?outTradeNo=...                  (order events from the table's stream, as the bus delivered them)
+  GET  {url}/local/bills/{{YYYY-MM-DD}}                     (bill_reconcile's report: make invoke FUNCTION=bill_reconcile EVENT='{{"date":"…"}}')
+  POST {url}/sandbox/bills/plant                          (plant discrepancies in a day's bill; GET /sandbox/bills/{{YYYY-MM-DD}} is the zip){schedules}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}

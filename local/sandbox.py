@@ -128,6 +128,8 @@ class Sandbox:
         self.certs = certs  # certificate mode: the SNs requests must carry and answers name
         self.ledger = ledger or (notifier.ledger if notifier else Ledger())
         self.notifier = notifier or Notifier(self.ledger)
+        self.base_url = "http://127.0.0.1/sandbox"  # where its download links point (the local stack sets it)
+        self.extensions: Dict[str, Any] = {}  # state of the gateway modules under local/ (e.g. local/bills.py)
         self.refund_status_field = True  # False: refund queries answer as older Alipay, without refund_status
         self._lost_answers = 0  # the next N gateway answers are lost after the call was applied
         self._lost_lock = threading.Lock()
@@ -607,4 +609,6 @@ def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_ans
     return sandbox.ledger.snapshot(out_trade_no)
 
 
+# Gateway methods and routes that live in modules of their own register on import.
+from local import bills  # noqa: E402,F401 - alipay.data.dataservice.bill.downloadurl.query
 from local import refund_query  # noqa: E402,F401 - registers alipay.trade.fastpay.refund.query

@@ -35,7 +35,9 @@ def interval(function: Function, environ: Mapping[str, str]) -> Optional[float]:
     if override:
         seconds = float(override)
         return seconds if seconds > 0 else None
-    return min((rate_seconds(rate) for rate in function.schedules), default=None)
+    # cron(...) schedules (e.g. bill_reconcile's daily run) have no local timer: invoke them
+    # with make invoke, or give them one with <FUNCTION>_INTERVAL_SECONDS.
+    return min((rate_seconds(rate) for rate in function.schedules if not rate.strip().startswith("cron(")), default=None)
 
 
 def scheduled_event(function: Function) -> Dict[str, Any]:

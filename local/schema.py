@@ -33,3 +33,11 @@ def create_order_table(client, table_name: str, logical_id: str = "OrderTable") 
     DynamoDB Local, and wait until it is usable."""
     client.create_table(**create_table_kwargs(table_name, logical_id))
     client.get_waiter("table_exists").wait(TableName=table_name)
+
+
+def create_report_bucket(s3, bucket: str) -> None:
+    """The daily bill's report bucket (serverless.yml ``BillReportBucket``), versioned like it."""
+    region = s3.meta.region_name
+    extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **extra)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})

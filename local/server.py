@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from local import console, events, lambda_api, schema
+from local import bills, console, events, lambda_api, schema
 from local.faults import FaultSwitch
 from local.sandbox import OUTCOMES, AnswerLost, Sandbox, scan
 
@@ -30,6 +30,7 @@ MAX_BODY = 1024 * 1024
 SANDBOX = "/sandbox"
 INVOKE = "/local/invoke/"  # POST /local/invoke/<function>: direct invocation, as `aws lambda invoke`
 FAULTS = "/local/faults"  # POST: make the next N DynamoDB calls fail (local/faults.py); GET: the state
+BILL_REPORTS = "/local/bills/"  # GET /local/bills/<YYYY-MM-DD>: bill_reconcile's report for the day
 EVENTS = "/local/events"  # GET: the order events the stage's bus delivered (local/order_events.py)
 
 
@@ -188,6 +189,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         if url.path == EVENTS and self.command == "GET" and self.server.order_events is not None:
             wanted = dict(parse_qsl(url.query)).get("outTradeNo")
             return self._send_json(200, {"events": self.server.order_events.listed(wanted)})
+        if url.path.startswith(BILL_REPORTS) and self.command == "GET":
+            return self._bill_report(url.path[len(BILL_REPORTS):])
         if url.path.startswith(INVOKE) and self.command == "POST":
             return self._invoke_directly(url.path[len(INVOKE):], body)
         invocation = lambda_api.PATH.fullmatch(url.path)
@@ -235,6 +238,17 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(200, {"errorType": type(exc).__name__, "errorMessage": str(exc)})
         self._send_json(200, result)
 
+    def _bill_report(self, day: str) -> None:
+        """``GET /local/bills/YYYY-MM-DD``: bill_reconcile's report for the day, from the (moto) bucket."""
+        import os  # noqa: PLC0415
+
+        from shared.aws.reports import S3Reports  # noqa: PLC0415
+
+        report = S3Reports(os.environ["BILL_REPORT_BUCKET"]).get(day) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) else None
+        if report is None:
+            return self._send_json(404, {"message": f"no report for {day[:10]!r}; make invoke FUNCTION=bill_reconcile EVENT='{{\"date\":\"YYYY-MM-DD\"}}'"})
+        self._send_json(200, report)
+
     def _faults(self, body: Optional[bytes]) -> None:
         """``GET``: the switch's state; ``POST`` a JSON spec to arm it (local/faults.py)."""
         if self.command == "GET":
@@ -278,6 +292,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(200 if trade else 404, trade or {"message": "no unpaid trade with that out_trade_no"})
         if path == "/console/refund" and self.command == "POST":  # the merchant refunds in Alipay's console
             return self._send_json(*console.post_refund(sandbox, body))
+        if path.startswith("/bills/"):  # the daily bill: download, plants (local/bills.py)
+            return self._send(*bills.route(sandbox, self.command, path, args, body))
         if path.startswith("/trades/") and self.command == "GET":
             trade = sandbox.ledger.snapshot(unquote(path[len("/trades/"):]))
             return self._send_json(200 if trade else 404, trade or {"message": "no such trade"})

@@ -45,11 +45,13 @@ TRADE_PRECREATE = "alipay.trade.precreate"
 TRADE_FASTPAY_REFUND_QUERY = "alipay.trade.fastpay.refund.query"
 REFUND_SUCCESS = "REFUND_SUCCESS"
 PRECREATE_PRODUCT_CODE = "FACE_TO_FACE_PAYMENT"
+BILL_DOWNLOADURL_QUERY = "alipay.data.dataservice.bill.downloadurl.query"
 
 # Sub-codes the trade APIs answer with (seed 002); the ones callers act on are named here.
 TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
 TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
 SYSTEM_ERROR = "ACQ.SYSTEM_ERROR"
+BILL_NOT_EXIST = "isp.bill_not_exist"  # no bill for that day (yet, or at all)
 
 
 class GatewayError(Exception):
@@ -106,7 +108,21 @@ def check_url(url: str) -> str:
 
 
 def http_post(url: str, query: str, body: bytes, timeout: float) -> bytes:
-    """POST ``body`` to ``url?query``; the answer, or ``GatewayError``, within ``timeout`` seconds of the start.
+    """POST ``body`` to ``url?query``; the answer, or ``GatewayError``, within ``timeout`` seconds of the start."""
+    headers = {"Content-Type": f"application/x-www-form-urlencoded;charset={orderstr.CHARSET}"}
+    return http_request("POST", url, query, body, timeout, MAX_RESPONSE_BYTES, headers)
+
+
+def http_get(url: str, timeout: float, max_bytes: int) -> bytes:
+    """GET ``url`` (e.g. a bill download) under the same deadline and a size bound of its own."""
+    parts = urlsplit(url)
+    return http_request("GET", parts._replace(query="", fragment="").geturl(), parts.query, None, timeout, max_bytes, {})
+
+
+def http_request(
+    method: str, url: str, query: str, body: Optional[bytes], timeout: float, max_bytes: int, headers: Mapping[str, str]
+) -> bytes:
+    """One HTTP exchange; the answer, or ``GatewayError``, within ``timeout`` seconds of the start.
 
     One deadline for the whole call: connecting, the TLS handshake, sending, the wait for the
     response headers and every read of the body each wait only for what is left of it. (Per-step
@@ -135,14 +151,13 @@ def http_post(url: str, query: str, body: bytes, timeout: float) -> bytes:
         return reply
 
     conn.send, conn.response_class = send, response  # http.client's own hooks, per connection
-    path = (parts.path or "/") + "?" + query
-    headers = {"Content-Type": f"application/x-www-form-urlencoded;charset={orderstr.CHARSET}"}
+    path = (parts.path or "/") + ("?" + query if query else "")
     try:
         conn.sock = socket.create_connection((conn.host, conn.port), _left(deadline))
         if context is not None:
             conn.sock.settimeout(_left(deadline))  # the handshake is one bounded wait
             conn.sock = context.wrap_socket(conn.sock, server_hostname=conn.host)
-        conn.request("POST", path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers=dict(headers))
         reply = conn.getresponse()
         chunks: List[bytes] = []
         size = 0
@@ -153,8 +168,8 @@ def http_post(url: str, query: str, body: bytes, timeout: float) -> bytes:
             if not chunk:
                 break
             size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise GatewayError(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
+            if size > max_bytes:
+                raise GatewayError(f"answer larger than {max_bytes} bytes")
             chunks.append(chunk)
         if reply.status != 200:
             raise GatewayError(f"HTTP {reply.status} from the gateway")
@@ -475,3 +490,12 @@ class AlipayGateway:
         if not isinstance(qr_code, str) or not qr_code:
             raise GatewayError("precreate answer without qr_code")
         return TradePrecreate(out_trade_no=order.out_trade_no, qr_code=qr_code)
+
+    def data_dataservice_bill_downloadurl_query(self, bill_date: str, bill_type: str = "trade", at: Optional[datetime] = None) -> str:
+        """The short-lived (about 30 s) URL of the day's bill zip (``bill_date`` ``YYYY-MM-DD``);
+        ``AlipayError`` with sub_code ``isp.bill_not_exist`` when Alipay has none for the day."""
+        payload = self.call(BILL_DOWNLOADURL_QUERY, {"bill_type": bill_type, "bill_date": bill_date}, at)
+        url = payload.get("bill_download_url")
+        if not isinstance(url, str) or not url:
+            raise GatewayError("bill answer without bill_download_url")
+        return url

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..domain.idempotency import COMPLETED, IN_PROGRESS, Record
 from ..domain.orders import (
     CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_FAILED, REFUND_PENDING, UNPAID, Due, Order, OrderExists,
-    Outcome, PendingRefunds, Recheck, Refund, Transition, judge, reconcile_shard,
+    OrderSummary, Outcome, PendingRefunds, Recheck, Refund, Transition, judge, pay_day, pay_day_key, pay_day_keys, reconcile_shard,
 )
 
 # serverless.yml's sparse GSI on the Order table: (reconcileShard, reconcileAt), only the orders
@@ -24,6 +27,15 @@ LEAVE_INDEX = "REMOVE reconcileShard, reconcileAt, reconcileTries"
 # The sparse GSI "refunds-pending": (refundShard, refundCheckAt), only paid orders with a refund
 # still PENDING, counted by pendingRefunds (refund_settle takes an order out when it reaches 0).
 REFUNDS_INDEX = "refunds-pending"
+# The sparse GSI of paid orders by the Shanghai date of their payment (payDay, orderNum): one
+# day's paid orders for bill_reconcile. The paying write sets payDay.
+PAY_DAY_INDEX = "pay-day"
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+BATCH_GET_ROUNDS = 8  # rounds for UnprocessedKeys (throttling), with jittered backoff between them
+
+
+class UnprocessedKeys(RuntimeError):
+    """DynamoDB kept answering some keys as unprocessed: nothing may be concluded about them."""
 
 # --- time budgets -------------------------------------------------------------------------------
 
@@ -81,7 +93,9 @@ EVENTS = CallBudget(attempts=3, connect_timeout=1.0, read_timeout=3.0)
 # --- clients --------------------------------------------------------------------------------------
 
 _clients: Dict[str, Any] = {}
-BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "events": EVENTS, "lambda": LAMBDA}
+# The daily bill's report: one PutObject a day by a function with minutes to spare.
+REPORTS = CallBudget(attempts=3, connect_timeout=1.0, read_timeout=5.0)
+BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "events": EVENTS, "lambda": LAMBDA, "s3": REPORTS}
 
 
 def client(service: str):
@@ -232,9 +246,10 @@ class DynamoOrderRepository:
             order_num,
             target=PAID,
             cents=cents,
-            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo{also} {LEAVE_INDEX}",
+            update=f"SET #status = :target, payDate = :payDate, payDay = :payDay, tradeNo = :tradeNo{also} {LEAVE_INDEX}",
             condition="#status IN (:unpaid, :closed)",
-            values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED),
+            values={":payDate": _to_attr(pay_date), ":payDay": _to_attr(pay_day_key(order_num, pay_day(pay_date))),
+                    ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED),
                     **(values or {})},
         )
 
@@ -285,6 +300,79 @@ class DynamoOrderRepository:
             more = more or start is not None
         rows.sort(key=lambda due: (due.reconcile_at, due.order_num))
         return rows[:limit], more or len(rows) > limit
+
+    # --- the daily bill: many orders by key, one day's paid orders ------------------------------
+
+    def batch_get(self, order_nums: Iterable[str], threads: int = 8) -> Dict[str, OrderSummary]:
+        """What the bill needs of the stored orders among ``order_nums`` (strongly consistent), by
+        orderNum: BatchGetItem with 100 keys a call and only ``OrderSummary.ATTRIBUTES`` asked
+        for, ``threads`` calls at a time, UnprocessedKeys asked again."""
+        keys = sorted(set(order_nums))
+        chunks = [keys[i:i + BATCH_GET_KEYS] for i in range(0, len(keys), BATCH_GET_KEYS)]
+        found: Dict[str, OrderSummary] = {}
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(chunks) or 1))) as pool:
+            for items in pool.map(self._batch_get, chunks):
+                for item in items:
+                    summary = OrderSummary.from_dict({k: _from_attr(v) for k, v in item.items()})
+                    found[summary.order_num] = summary
+        return found
+
+    def _batch_get(self, keys: Sequence[str]) -> List[Dict[str, Any]]:
+        names = {f"#a{n}": name for n, name in enumerate(OrderSummary.ATTRIBUTES)}
+        request = {self.table_name: {
+            "Keys": [{"orderNum": {"S": key}} for key in keys], "ConsistentRead": True,
+            "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names,
+        }}
+        items: List[Dict[str, Any]] = []
+        for round_ in range(BATCH_GET_ROUNDS):
+            reply = self._client.batch_get_item(RequestItems=request)
+            items += reply.get("Responses", {}).get(self.table_name, [])
+            request = reply.get("UnprocessedKeys") or {}
+            if not request:
+                return items
+            time.sleep(random.uniform(0, min(0.05 * 2 ** round_, 2.0)))  # AWS's advice: back off, then ask again
+        left = len(request.get(self.table_name, {}).get("Keys", []))
+        raise UnprocessedKeys(f"{left} keys still unprocessed after {BATCH_GET_ROUNDS} BatchGetItem rounds")
+
+    def paid_count(self, day: str) -> int:
+        """How many orders the pay-day index holds for ``day`` (Select=COUNT: no items sent)."""
+        return sum(len(rows) for rows in self._pay_day_query(day, {"Select": "COUNT"}, lambda item: None))
+
+    def paid_on(self, day: str) -> List[Tuple[str, int, Optional[str]]]:
+        """``(orderNum, totalAmount, tradeNo)`` of every order paid on ``day`` (YYYY-MM-DD,
+        Shanghai), from the pay-day index: Query pages, never a Scan."""
+        def row(item):
+            return item["orderNum"]["S"], int(item["totalAmount"]["N"]), item.get("tradeNo", {}).get("S")
+
+        return sorted(row for rows in self._pay_day_query(day, {}, row) for row in rows)
+
+    def _pay_day_query(self, day: str, extra: Dict[str, Any], convert) -> List[List[Any]]:
+        """Every page of every shard of ``day`` in the pay-day index, the shards read in parallel."""
+        def shard(key: str) -> List[Any]:
+            rows: List[Any] = []
+            kwargs: Dict[str, Any] = {
+                "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "payDay = :key",
+                "ExpressionAttributeValues": {":key": _to_attr(key)}, **extra,
+            }
+            while True:
+                reply = self._client.query(**kwargs)
+                rows += [convert(item) for item in reply.get("Items", [])] if "Items" in reply else [None] * reply["Count"]
+                if "LastEvaluatedKey" not in reply:
+                    return rows
+                kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+        keys = pay_day_keys(day)
+        with ThreadPoolExecutor(max_workers=min(8, len(keys))) as pool:
+            return list(pool.map(shard, keys))
+
+    def set_pay_day(self, order_num: str, day: str) -> bool:
+        """File a paid order under ``day`` in the pay-day index: one paid before the index existed
+        (no payDay), or one whose payDate came from another clock than the bill's."""
+        applied, _ = self._update(
+            order_num, "SET payDay = :key", "#status = :paid AND (attribute_not_exists(payDay) OR payDay <> :key)",
+            {"#status": "status"}, {":key": _to_attr(pay_day_key(order_num, day)), ":paid": _to_attr(PAID)},
+        )
+        return applied
 
     def due_page(self, shard: int, now: str, limit: int, start: Optional[Dict[str, Any]] = None
                  ) -> Tuple[List[Due], Optional[Dict[str, Any]]]:

@@ -14,7 +14,7 @@ import string
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, Mapping, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from . import clock
 
@@ -71,6 +71,30 @@ class Due:
     status: int
     order_date: str
     tries: int = 0
+
+
+# --- the pay-day index (serverless.yml's sparse GSI "pay-day") ------------------------------------
+# A paid order carries payDay = "<day>#<shard>": the Asia/Shanghai date of its payDate (the day of
+# Alipay's bill it belongs to) and one of PAY_DAY_SHARDS partitions, so a busy day's payments do
+# not all write one index partition (about 1,000 writes/s each; a throttled index throttles the
+# table's writes, pay_notify's included). The paying write sets it; bill_reconcile Queries the
+# day's shards (never a Scan). A constant, like RECONCILE_SHARDS: writers and readers must agree.
+PAY_DAY_SHARDS = 16
+
+
+def pay_day(pay_date: str) -> str:
+    """``YYYY-MM-DD`` of a stored ``payDate`` (ISO 8601, always written in Shanghai time)."""
+    return clock.iso(datetime.fromisoformat(pay_date))[:10]
+
+
+def pay_day_key(order_num: str, day: str) -> str:
+    """The stored ``payDay`` of an order paid on ``day``: ``2026-12-01#07``."""
+    return f"{day}#{zlib.crc32(order_num.encode('utf-8')) % PAY_DAY_SHARDS:02d}"
+
+
+def pay_day_keys(day: str) -> List[str]:
+    """Every ``payDay`` value of ``day``: the partitions bill_reconcile reads."""
+    return [f"{day}#{shard:02d}" for shard in range(PAY_DAY_SHARDS)]
 
 
 @dataclass(frozen=True)
@@ -156,6 +180,9 @@ class Order:
     refunds: Mapping[str, Refund] = field(default_factory=dict)
     reconcile_at: Optional[str] = None  # when reconcile looks next; None: not in the reconcile index
     reconcile_tries: int = 0  # inconclusive looks so far (the backoff's exponent)
+    # the day of payDay as stored: index metadata derived from pay_date (None on rows paid before
+    # the pay-day index existed), so not part of the order's identity.
+    pay_day: Optional[str] = field(default=None, compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
         """The item as stored, with seed 004's attribute names (totalAmount in cents)."""
@@ -172,6 +199,8 @@ class Order:
         for key, value in (("payDate", self.pay_date), ("tradeNo", self.trade_no), ("body", self.body)):
             if value is not None:
                 item[key] = value
+        if self.status == PAID and self.pay_date is not None:
+            item["payDay"] = pay_day_key(self.order_num, self.pay_day or pay_day(self.pay_date))
         if self.refunds:
             item["refundedAmount"] = self.refunded_cents
             item["refunds"] = {key: refund.to_dict() for key, refund in self.refunds.items()}
@@ -200,6 +229,29 @@ class Order:
             refunds={key: Refund.from_dict(value) for key, value in item.get("refunds", {}).items()},
             reconcile_at=item.get("reconcileAt"),
             reconcile_tries=int(item.get("reconcileTries", 0)),
+            pay_day=item.get("payDay", "")[:10] or None,
+        )
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """What the daily bill is matched on — amount, status, Alipay's trade_no, pay day, refunds —
+    read for many orders at once (a projection: the rest of the row is not needed)."""
+
+    order_num: str
+    total_cents: int
+    status: int
+    trade_no: Optional[str] = None
+    pay_day: Optional[str] = None
+    refunds: Mapping[str, Refund] = field(default_factory=dict)
+
+    ATTRIBUTES = ("orderNum", "totalAmount", "status", "tradeNo", "payDay", "refunds")
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> "OrderSummary":
+        return cls(
+            item["orderNum"], int(item["totalAmount"]), int(item["status"]), item.get("tradeNo"), item.get("payDay", "")[:10] or None,
+            {key: Refund.from_dict(value) for key, value in item.get("refunds", {}).items()},
         )
 
 

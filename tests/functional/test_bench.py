@@ -23,6 +23,7 @@ def test_the_bench_runs_and_prints_every_figure_and_ratio():
                    "parse refund: worst of", "parse pay_notify: worst of", "parse pay_return: worst of"):
         assert figure in out
     assert "equals the official SDK's for the same inputs and timestamp: yes" in out
+    assert "bill 2000 lines: " in out  # make bench prints the 100,000-line figure
     assert re.search(r"^reconcile throughput: \d+ orders/s$", out, re.M)  # issue 13 #2 (small counts in quick mode)
     assert re.search(r"^reconcile backlog \d+: \d+ s$", out, re.M)
     ratios = out.split("ratios (goal)", 1)[1]

@@ -1,15 +1,18 @@
 """`npx serverless package` (osls, pinned in package.json) succeeds offline and ships what it should:
 each function only this project's code (everything its handler imports, nothing of the tests or
 the local stack), third-party code in one layer built for Lambda's platform, least-privilege IAM."""
-import ast
 import json
 import re
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
+
+from deploy.function_files import project_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = yaml.safe_load((ROOT / "serverless.yml").read_text(encoding="utf-8"))
@@ -26,6 +29,7 @@ TABLE_ACTIONS = {
     "reconcile": [],  # the scheduled dispatcher: the reconcile index and the worker's Invoke only
     "reconcile_worker": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "bill_reconcile": ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund_settle": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "publish_events": [],  # the table's stream only (test_order_events_template.py)
 }
@@ -37,32 +41,6 @@ def template(packaged):
     return json.loads((packaged / "cloudformation-template-update-stack.json").read_text())["Resources"]
 
 
-def project_imports(path: Path, seen=None) -> set:
-    """The project files ``path`` needs: its shared/ and functions/ imports, transitively."""
-    seen = set() if seen is None else seen
-    package = path.parent.relative_to(ROOT).as_posix().replace("/", ".")
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: up (level - 1) packages from this file's package
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        else:
-            continue
-        for module in modules:
-            parents = [".".join(module.split(".")[:n]) for n in range(1, module.count(".") + 1)]  # shared.aws for shared.aws.repository
-            for candidate in [ROOT / p.replace(".", "/") / "__init__.py" for p in parents] + [ROOT / (module.replace(".", "/") + ".py"), ROOT / module.replace(".", "/") / "__init__.py"]:
-                rel = candidate.relative_to(ROOT).as_posix()
-                if candidate.exists() and rel.startswith(("shared/", "functions/")) and rel not in seen:
-                    seen.add(rel)
-                    project_imports(candidate, seen)
-    return seen
-
-
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_each_function_ships_its_own_code_and_all_it_imports(packaged, name):
     archive = packaged / f"{name}.zip"
@@ -70,9 +48,23 @@ def test_each_function_ships_its_own_code_and_all_it_imports(packaged, name):
     handler = ROOT / SPEC["functions"][name]["handler"].rsplit(".", 1)[0]
     needed = project_imports(handler.with_suffix(".py")) | {f"functions/{name}/handler.py", "functions/__init__.py", "shared/__init__.py"}
     assert needed <= names, f"{name}.zip lacks {sorted(needed - names)}"
+    shipped = {n for n in names if n.startswith("shared/")}
+    assert shipped == {n for n in needed if n.startswith("shared/")}, f"{name}.zip ships modules it never imports"
     assert not [n for n in names if n.startswith("functions/") and not n.startswith((f"functions/{name}/", "functions/__init__"))]
     assert not [n for n in names if n.startswith(FOREIGN) or n.endswith((".pyc", ".so")) or "__pycache__" in n]
     assert archive.stat().st_size < 100 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_zip_alone_imports_its_handler(packaged, name, tmp_path):
+    """What the zip holds is enough: its handler imports in a fresh interpreter that sees the zip's
+    files and the runtime's packages, none of this checkout (as on Lambda, from /var/task)."""
+    zipfile.ZipFile(packaged / f"{name}.zip").extractall(tmp_path)
+    module = SPEC["functions"][name]["handler"].rsplit(".", 1)[0].replace("/", ".")
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import {module} as m; print(m.__file__)"
+    out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith(str(tmp_path))
 
 
 # Lambda's architectures: ELF e_machine, the CPython extension suffix's machine, the wheel platform's
@@ -149,7 +141,7 @@ def test_each_function_has_its_own_least_privilege_role(template, name):
     on_table = [s for s in granted if s["Resource"] == {"Fn::GetAtt": ["OrderTable", "Arn"]}]
     assert [sorted(s["Action"]) for s in on_table] == ([TABLE_ACTIONS[name]] if TABLE_ACTIONS[name] else [])
     actions = sorted(a for s in granted for a in s["Action"])
-    allowed = ("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt", "events:PutEvents", "sqs:SendMessage") + (
+    allowed = ("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt", "events:PutEvents", "sqs:SendMessage", "s3:PutObject") + (
         ("lambda:InvokeFunction",) if name == "reconcile" else ())
     assert all(a.startswith(allowed) for a in actions)
     assert not [s for s in granted if s["Resource"] == "*" or "*" in s["Action"]]
@@ -180,8 +172,8 @@ def test_the_order_table_keeps_point_in_time_recovery(template):
 
 def test_reconcile_is_scheduled_and_queries_only_the_reconcile_index(template):
     rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
-    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"] * 2  # reconcile, refund_settle
-    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due", "refunds-pending"]
+    assert sorted(r["Properties"]["ScheduleExpression"] for r in rules) == sorted(["rate(5 minutes)"] * 2 + ["cron(30 2 * * ? *)"])
+    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due", "refunds-pending", "pay-day"]
     granted = [s for role in ("ReconcileRole", "ReconcileWorkerRole", "RefundRole", "RefundSettleRole") for s in statements(template, role)]
     assert "dynamodb:Scan" not in json.dumps(granted)
     for role in ("ReconcileRole", "ReconcileWorkerRole"):
@@ -240,3 +232,24 @@ def test_functions_reading_certificate_files_ship_them(name):
         if fnmatchcase("certs/alipayRootCert.crt", pattern.lstrip("!").replace("**", "*")):
             shipped = not negated
     assert shipped, f"{name} reads {CERT_VARIABLES} but its package leaves out certs/*.crt"
+
+
+def test_bill_reconcile_runs_daily_after_alipay_publishes_and_reads_by_key_or_index(template):
+    """10:30 Asia/Shanghai (Alipay's bill is ready after about 09:00); BatchGetItem and the pay-day
+    index only, never a Scan; the report bucket private, encrypted, versioned, retained."""
+    rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
+    assert "cron(30 2 * * ? *)" in [r["Properties"]["ScheduleExpression"] for r in rules]
+    granted = statements(template, "BillReconcileRole")
+    assert "dynamodb:Scan" not in json.dumps(granted) and "s3:GetObject" not in json.dumps(granted)
+    query = [s for s in granted if s["Action"] == ["dynamodb:Query"]]
+    assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "pay-day"]]}')
+    [put] = [s for s in granted if s["Action"] == ["s3:PutObject"]]
+    assert put["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": ["BillReportBucket", "Arn"]}, "/bills/*"]]}
+    bucket = template["BillReportBucket"]
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(bucket["Properties"]["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    alarm = template["AlarmBillDiscrepancy"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("BillDiscrepancies", 0, "GreaterThanThreshold")
+    assert alarm["Dimensions"] == [{"Name": "Service", "Value": "bill_reconcile"}] and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert template["AlarmBillNotMatched"]["Properties"]["TreatMissingData"] == "breaching"

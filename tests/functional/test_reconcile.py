@@ -23,23 +23,11 @@ from shared.domain.orders import CLOSED, PAID, RECONCILE_SHARDS, UNPAID, Order, 
 
 from tests.conftest import APP_ID, TABLE, notify_event
 from tests.emulated_alipay import EmulatedAlipay
+from tests.spy import Spy
 
 NOW = clock.now().replace(microsecond=0)
 POLICY = reconcile.Policy(min_age=timedelta(minutes=5), close_after=timedelta(minutes=30), max_orders=100)
 INDEX_ATTRIBUTES = {"reconcileShard", "reconcileAt", "reconcileTries"}
-
-
-class Spy:
-    """Wraps the DynamoDB client to record which operations were used."""
-
-    def __init__(self, client):
-        self._client, self.ops = client, []
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if callable(attr) and not name.startswith("_") and name != "exceptions":
-            self.ops.append(name)
-        return attr
 
 
 @pytest.fixture
