@@ -113,6 +113,7 @@ class Sandbox:
         notifier: Optional[Notifier] = None,
         ledger: Optional[Ledger] = None,
         certs: Optional[CertMode] = None,
+        buyer_confirms_after: float = 3.0,
     ) -> None:
         self.app_id = app_id
         self.seller_id = seller_id
@@ -121,6 +122,7 @@ class Sandbox:
         self.certs = certs  # certificate mode: the SNs requests must carry and answers name
         self.ledger = ledger or (notifier.ledger if notifier else Ledger())
         self.notifier = notifier or Notifier(self.ledger)
+        self.buyer_confirms_after = buyer_confirms_after  # barcode codes ending 0001 (local/sandbox_trades.py)
 
     # --- the request envelope Alipay checks before any business rule ---------------------------
 
@@ -537,3 +539,6 @@ def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_ans
     if outcome != "drop":
         sandbox.notify(out_trade_no, lost_answers)
     return sandbox.ledger.snapshot(out_trade_no)
+
+
+from local import sandbox_trades  # noqa: E402,F401 - registers create, pay and cancel into GATEWAY_METHODS

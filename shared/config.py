@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import secrets
 from .alipay import signing
-from .environment import ConfigError, int_setting
+from .environment import ConfigError, int_setting, seconds_setting
 
 if TYPE_CHECKING:
     from .alipay import cert
@@ -37,6 +37,8 @@ GATEWAY_URL = "ALIPAY_GATEWAY_URL"
 APP_CERT = "ALIPAY_APP_CERT"  # certificate mode: app public-key certificate (PEM text or file path)
 ALIPAY_CERT = "ALIPAY_CERT"  # certificate mode: Alipay public-key certificate
 ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bundle
+BARCODE_WAIT = "BARCODE_WAIT_SECONDS"  # barcode: how long pay waits for the buyer's confirmation
+BARCODE_POLL = "BARCODE_POLL_SECONDS"  # barcode: the alipay.trade.query interval while it waits
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
@@ -199,6 +201,16 @@ class Settings:
     def alipay_cert_sn(self) -> Optional[str]:
         """The SN Alipay's responses and notifies must name, if they name one (certificate mode)."""
         return self.alipay_cert.sn if self.alipay_cert is not None else None
+
+    @cached_property
+    def barcode_wait(self) -> "Tuple[float, float]":
+        """Barcode pay's (wait, poll interval) in seconds. The wait is capped by pay's time budget
+        (shared/budgets.py); Alipay suggests polling every 3-6 s."""
+        from .budgets import BARCODE_POLL_SECONDS, BARCODE_WAIT_SECONDS  # noqa: PLC0415
+
+        wait = seconds_setting(self._env, BARCODE_WAIT, BARCODE_WAIT_SECONDS, minimum=0, maximum=BARCODE_WAIT_SECONDS)
+        poll = seconds_setting(self._env, BARCODE_POLL, BARCODE_POLL_SECONDS, minimum=0.05, maximum=60)
+        return wait, poll
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""

@@ -1,4 +1,5 @@
-"""A small client for Alipay's open-API gateway (``gateway.do``): query, close, refund.
+"""A small client for Alipay's open-API gateway (``gateway.do``): query, close, refund, precreate,
+create (JSAPI), pay (barcode) and cancel.
 
 Standard library only (``http.client`` + ``ssl``), so the Lambda package stays small. A call is:
 
@@ -43,6 +44,13 @@ TRADE_CLOSE = "alipay.trade.close"
 TRADE_REFUND = "alipay.trade.refund"
 TRADE_PRECREATE = "alipay.trade.precreate"
 PRECREATE_PRODUCT_CODE = "FACE_TO_FACE_PAYMENT"
+TRADE_CREATE = "alipay.trade.create"
+JSAPI_PRODUCT_CODE = "JSAPI_PAY"  # create inside Alipay's own app (mini program, service window)
+TRADE_PAY = "alipay.trade.pay"
+BAR_CODE_SCENE = "bar_code"
+TRADE_CANCEL = "alipay.trade.cancel"
+WAIT_BUYER_CODE = "10003"  # trade.pay: the buyer must confirm on the phone; poll, then cancel
+UNKNOWN_CODE = "20000"  # service unavailable: the outcome is unknown
 
 # Sub-codes the trade APIs answer with (seed 002); the ones callers act on are named here.
 TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
@@ -236,9 +244,11 @@ def response_key(method: str) -> str:
 
 
 def parse_response(
-    body: bytes, method: str, public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None
+    body: bytes, method: str, public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None,
+    accept: frozenset = frozenset(),
 ) -> Dict[str, Any]:
-    """Verify and decode a gateway answer; return the response object when its code is 10000.
+    """Verify and decode a gateway answer; return the response object when its code is 10000
+    (or in ``accept``: trade.pay's signed 10003 is an answer, not an error).
 
     Certificate mode (``alipay_cert_sn`` configured): an answer naming another Alipay certificate
     is untrusted (``GatewayError``, so callers retry) until that certificate is installed.
@@ -265,7 +275,7 @@ def parse_response(
     if not signing.rsa2_verify(public_key, raw, sign, orderstr.CHARSET):
         raise GatewayError("answer signature does not verify")
     code = str(payload.get("code", ""))
-    if code != SUCCESS_CODE or key == "error_response":
+    if (code != SUCCESS_CODE and code not in accept) or key == "error_response":
         raise AlipayError(code, payload.get("sub_code"), payload.get("sub_msg"), payload.get("msg"))
     return payload
 
@@ -313,6 +323,36 @@ class TradePrecreate:
     qr_code: str
 
 
+@dataclass(frozen=True)
+class TradeCreate:
+    """``alipay.trade.create``: the unpaid trade exists; ``trade_no`` is what ``my.tradePay`` takes."""
+
+    out_trade_no: str
+    trade_no: str
+
+
+@dataclass(frozen=True)
+class TradePay:
+    """``alipay.trade.pay``: paid (``waiting`` False) or waiting for the buyer's confirmation."""
+
+    out_trade_no: str
+    trade_no: Optional[str]
+    waiting: bool
+    total_cents: Optional[int]
+    gmt_payment: Optional[str]
+
+
+@dataclass(frozen=True)
+class TradeCancel:
+    """``alipay.trade.cancel``: ``action`` close (was unpaid) or refund (a payment was reversed);
+    None when Alipay knew no trade. ``retry``: Alipay asks for the cancel to be sent again."""
+
+    out_trade_no: str
+    trade_no: Optional[str]
+    retry: bool
+    action: Optional[str]
+
+
 def _cents(value: Any, field: str) -> Optional[int]:
     """An amount in an answer (``"12.30"``) as cents; absent is None, malformed is untrusted."""
     if value in (None, ""):
@@ -355,21 +395,26 @@ class AlipayGateway:
         )
 
     def call(
-        self, method: str, biz: Mapping[str, Any], at: Optional[datetime] = None, notify_url: Optional[str] = None
+        self, method: str, biz: Mapping[str, Any], at: Optional[datetime] = None, notify_url: Optional[str] = None,
+        *, timeout: Optional[float] = None, accept: frozenset = frozenset(),
     ) -> Dict[str, Any]:
-        """Sign, POST, verify; the response object on code 10000, else ``AlipayError``."""
+        """Sign, POST, verify; the response object on code 10000 (or ``accept``), else ``AlipayError``.
+
+        ``timeout`` shortens this one call (never lengthens it): barcode pay spends a budget.
+        """
         query, body = build_request(
             method, biz, app_id=self.app_id, private_key=self._private_key, timestamp=clock.alipay_timestamp(at),
             notify_url=notify_url, cert_sn=self.cert_sn,
         )
-        answer = self._transport(self.url, query, body, self.timeout)
-        payload = parse_response(answer, method, self._public_key, self.alipay_cert_sn)
+        limit = self.timeout if timeout is None else max(0.0, min(timeout, self.timeout))
+        answer = self._transport(self.url, query, body, limit)
+        payload = parse_response(answer, method, self._public_key, self.alipay_cert_sn, accept)
         if "out_trade_no" in biz and payload.get("out_trade_no") not in (None, biz["out_trade_no"]):
             raise GatewayError("answer is about another out_trade_no")
         return payload
 
-    def trade_query(self, out_trade_no: str, at: Optional[datetime] = None) -> TradeQuery:
-        payload = self.call(TRADE_QUERY, {"out_trade_no": out_trade_no}, at)
+    def trade_query(self, out_trade_no: str, at: Optional[datetime] = None, timeout: Optional[float] = None) -> TradeQuery:
+        payload = self.call(TRADE_QUERY, {"out_trade_no": out_trade_no}, at, timeout=timeout)
         status = payload.get("trade_status")
         if not isinstance(status, str) or not status:
             raise GatewayError("query answer without trade_status")
@@ -423,3 +468,48 @@ class AlipayGateway:
         if not isinstance(qr_code, str) or not qr_code:
             raise GatewayError("precreate answer without qr_code")
         return TradePrecreate(out_trade_no=order.out_trade_no, qr_code=qr_code)
+
+    def trade_create(
+        self, order: orderstr.PayOrder, notify_url: str, buyer: Mapping[str, str], at: Optional[datetime] = None
+    ) -> TradeCreate:
+        """Create the trade a buyer pays inside Alipay's app (JSAPI: ``my.tradePay({tradeNO})``).
+
+        ``buyer``: ``buyer_id`` or ``buyer_open_id``, and ``op_app_id`` for a mini program.
+        """
+        biz = {**order.biz_content(JSAPI_PRODUCT_CODE), **buyer}
+        payload = self.call(TRADE_CREATE, biz, at, notify_url)
+        trade_no = payload.get("trade_no")
+        if not isinstance(trade_no, str) or not trade_no:
+            raise GatewayError("create answer without trade_no")
+        return TradeCreate(out_trade_no=order.out_trade_no, trade_no=trade_no)
+
+    def trade_pay(
+        self, order: orderstr.PayOrder, auth_code: str, notify_url: str, store_id: Optional[str] = None,
+        at: Optional[datetime] = None, timeout: Optional[float] = None,
+    ) -> TradePay:
+        """Charge the payment code a till scanned (当面付 ``scene=bar_code``).
+
+        10000 is paid; a signed 10003 means the buyer must confirm on the phone (``waiting``).
+        Every other answer is an ``AlipayError`` (20000: unknown; 40004: refused) or ``GatewayError``.
+        """
+        biz = {**order.biz_content(PRECREATE_PRODUCT_CODE), "scene": BAR_CODE_SCENE, "auth_code": auth_code}
+        if store_id:
+            biz["store_id"] = store_id
+        payload = self.call(TRADE_PAY, biz, at, notify_url, timeout=timeout, accept=frozenset({WAIT_BUYER_CODE}))
+        waiting = str(payload.get("code")) == WAIT_BUYER_CODE
+        trade_no = payload.get("trade_no") or None
+        if not waiting and not trade_no:
+            raise GatewayError("pay answer without trade_no")
+        return TradePay(
+            out_trade_no=order.out_trade_no, trade_no=trade_no, waiting=waiting,
+            total_cents=_cents(payload.get("total_amount"), "total_amount"),
+            gmt_payment=payload.get("gmt_payment") or None,
+        )
+
+    def trade_cancel(self, out_trade_no: str, at: Optional[datetime] = None, timeout: Optional[float] = None) -> TradeCancel:
+        """Undo a barcode payment: closes an unpaid trade, refunds a paid one (``action``)."""
+        payload = self.call(TRADE_CANCEL, {"out_trade_no": out_trade_no}, at, timeout=timeout)
+        return TradeCancel(
+            out_trade_no=out_trade_no, trade_no=payload.get("trade_no") or None,
+            retry=payload.get("retry_flag") == "Y", action=payload.get("action") or None,
+        )
