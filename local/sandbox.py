@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.domain import clock, money, validation
-from shared.alipay import orderstr, signing
+from shared.alipay import aes, orderstr, signing
 
 from local import alipay
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Ledger, Trade
@@ -61,6 +61,7 @@ class GatewayRequest:
 
     params: Mapping[str, str]
     biz: Mapping[str, Any]
+    encrypted: bool = False  # biz_content came AES-encrypted: the answer goes back encrypted
 
     @property
     def method(self) -> str:
@@ -114,6 +115,7 @@ class Sandbox:
         ledger: Optional[Ledger] = None,
         certs: Optional[CertMode] = None,
         buyer_confirms_after: float = 3.0,
+        aes_key: Optional[bytes] = None,
     ) -> None:
         self.app_id = app_id
         self.seller_id = seller_id
@@ -123,6 +125,7 @@ class Sandbox:
         self.ledger = ledger or (notifier.ledger if notifier else Ledger())
         self.notifier = notifier or Notifier(self.ledger)
         self.buyer_confirms_after = buyer_confirms_after  # barcode codes ending 0001 (local/sandbox_trades.py)
+        self.aes_key = aes_key  # content encryption on: requests must be encrypted, answers are
 
     # --- the request envelope Alipay checks before any business rule ---------------------------
 
@@ -150,13 +153,31 @@ class Sandbox:
         content = signing.sign_content(params, signing.REQUEST_EXCLUDED)
         if not signing.rsa2_verify(self.app_public_key, content, params["sign"], charset):
             raise invalid("isv.invalid-signature", "验签出错")
+        text = self.decrypt_biz(params, charset)
         try:
-            biz = json.loads(params.get("biz_content") or "{}")
+            biz = json.loads(text or "{}")
         except ValueError:
             raise invalid("isv.invalid-biz-content", "biz_content 不是合法的 JSON") from None
         if not isinstance(biz, dict):
             raise invalid("isv.invalid-biz-content", "biz_content 不是 JSON 对象")
-        return GatewayRequest(params, biz)
+        return GatewayRequest(params, biz, bool(params.get("encrypt_type")))
+
+    def decrypt_biz(self, params: Mapping[str, str], charset: str) -> str:
+        """``biz_content`` in clear: decrypted when the app encrypts (required once it turned it on),
+        after the sign was checked (Alipay signs over the ciphertext)."""
+        encrypt_type = params.get("encrypt_type")
+        if not encrypt_type:
+            if self.aes_key is not None and params.get("biz_content"):
+                raise invalid("isv.invalid-encrypt", "应用已开启接口内容加密，biz_content 须加密")
+            return params.get("biz_content", "")
+        if encrypt_type != aes.ENCRYPT_TYPE:
+            raise invalid("isv.invalid-encrypt-type", "无效的加密类型")
+        if self.aes_key is None:
+            raise invalid("isv.invalid-encrypt", "应用未开启接口内容加密")
+        try:
+            return aes.decrypt(params.get("biz_content", ""), self.aes_key, charset)
+        except aes.AesError:
+            raise invalid("isv.decryption-error", "解密出错") from None
 
     def check_cert_sns(self, params: Mapping[str, str]) -> None:
         """Certificate mode: both SNs present and equal to the app's; public-key mode: neither."""
@@ -272,7 +293,7 @@ class Sandbox:
     def gateway(self, query: bytes, body: bytes) -> Tuple[int, str, bytes]:
         """Answer one gateway call (parameters in the query, the form body, or both, as the
         official SDKs split them): (HTTP status, content type, body). HTTP 200 like Alipay."""
-        key = "error_response"
+        key, encrypted = "error_response", False
         try:
             params = parse_form(query)
             for name, value in parse_form(body).items():
@@ -285,18 +306,22 @@ class Sandbox:
                 if not method:
                     raise GatewayError("40001", "Missing Required Arguments", "isv.missing-method", "缺少方法名参数")
                 raise invalid("isv.invalid-method", f"不存在的方法名: {method[:64]}")
-            key = method.replace(".", "_") + "_response"
-            result = handler(self, self.verify_request(params))
+            request = self.verify_request(params)
+            key, encrypted = method.replace(".", "_") + "_response", request.encrypted
+            result = handler(self, request)
         except GatewayError as exc:
             result = exc.fields()
         if isinstance(result, RawReply):
             return result.status, result.content_type, result.body
         fields = result if "code" in result else {"code": "10000", "msg": "Success", **result}
-        return 200, "application/json; charset=utf-8", self.signed_json(key, fields).encode("utf-8")
+        return 200, "application/json; charset=utf-8", self.signed_json(key, fields, encrypted=encrypted).encode("utf-8")
 
-    def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False) -> str:
-        """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``."""
+    def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False, encrypted: bool = False) -> str:
+        """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``; with
+        ``encrypted``, ``{"<key>":"<ciphertext>",...}`` signed over the quoted ciphertext."""
         content = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+        if encrypted and self.aes_key is not None:
+            content = json.dumps(aes.encrypt(content, self.aes_key))
         return alipay.signed_response(
             key, content, self.alipay_private_key, sign_type,
             alipay_cert_sn=self.certs.alipay_cert_sn if self.certs is not None else None,

@@ -37,6 +37,7 @@ GATEWAY_URL = "ALIPAY_GATEWAY_URL"
 APP_CERT = "ALIPAY_APP_CERT"  # certificate mode: app public-key certificate (PEM text or file path)
 ALIPAY_CERT = "ALIPAY_CERT"  # certificate mode: Alipay public-key certificate
 ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bundle
+AES_KEY = "ALIPAY_AES_KEY"  # content encryption (接口内容加密): the console's AES key, base64
 BARCODE_WAIT = "BARCODE_WAIT_SECONDS"  # barcode: how long pay waits for the buyer's confirmation
 BARCODE_POLL = "BARCODE_POLL_SECONDS"  # barcode: the alipay.trade.query interval while it waits
 
@@ -201,6 +202,22 @@ class Settings:
     def alipay_cert_sn(self) -> Optional[str]:
         """The SN Alipay's responses and notifies must name, if they name one (certificate mode)."""
         return self.alipay_cert.sn if self.alipay_cert is not None else None
+
+    @property
+    def aes_key(self) -> Optional[bytes]:
+        """Content encryption's key, when the app turned it on: ``ALIPAY_AES_KEY`` (or ``_SSM`` /
+        ``_SECRET``, like the other keys). Unset: requests go in clear, as Alipay then expects."""
+        if not any(self._env.get(AES_KEY + suffix, "").strip() for suffix in ("", secrets.SSM_SUFFIX, secrets.SECRET_SUFFIX)):
+            return None
+        from .alipay import aes  # noqa: PLC0415 - the cipher only for apps that use it
+
+        def load(text: str) -> bytes:
+            try:
+                return aes.load_key(text)
+            except aes.AesError as exc:
+                raise signing.KeyFormatError(str(exc)) from None
+
+        return self._key(AES_KEY, load)
 
     @cached_property
     def barcode_wait(self) -> "Tuple[float, float]":

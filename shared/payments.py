@@ -137,7 +137,7 @@ def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
     """The builder core's signing arguments, certificate SNs included in certificate mode."""
     return {
         "app_id": cfg.app_id, "private_key": cfg.app_private_key, "notify_url": cfg.notify_url,
-        "cert_sn": cfg.cert_sn, "at": at,
+        "cert_sn": cfg.cert_sn, "aes_key": cfg.aes_key, "at": at,
     }
 
 

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 @api.endpoint(
     "app_id", "app_private_key", "notify_url", "order_table", "catalog", "idempotency_table",
-    "return_url", "gateway_url", "cert_sn",
+    "return_url", "gateway_url", "cert_sn", "aes_key",
 )
 def handler(event, cfg):
     payload = api.json_body(event)

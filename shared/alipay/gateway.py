@@ -84,13 +84,15 @@ def build_request(
     timestamp: str,
     notify_url: Optional[str] = None,
     cert_sn: Optional[CertSN] = None,
+    aes_key: Optional[bytes] = None,
 ) -> Tuple[str, bytes]:
     """The signed request as ``(url query, form body)``, split as the official SDK splits it.
 
-    ``notify_url`` for APIs that create a trade (precreate); ``cert_sn`` in certificate mode.
+    ``notify_url`` for APIs that create a trade (precreate); ``cert_sn`` in certificate mode;
+    ``aes_key`` with content encryption (``biz_content`` encrypted, then signed).
     """
     params = orderstr.common_params(method, app_id, timestamp, notify_url, cert_sn=cert_sn)
-    params["biz_content"] = orderstr.biz_content_json(biz)
+    orderstr.with_biz_content(params, biz, aes_key)
     signed = orderstr.signed_params(private_key, params)
     body = {"biz_content": signed.pop("biz_content")}
     return orderstr.encode(signed), orderstr.encode(body).encode("ascii")
@@ -245,13 +247,15 @@ def response_key(method: str) -> str:
 
 def parse_response(
     body: bytes, method: str, public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None,
-    accept: frozenset = frozenset(),
+    accept: frozenset = frozenset(), aes_key: Optional[bytes] = None,
 ) -> Dict[str, Any]:
     """Verify and decode a gateway answer; return the response object when its code is 10000
     (or in ``accept``: trade.pay's signed 10003 is an answer, not an error).
 
     Certificate mode (``alipay_cert_sn`` configured): an answer naming another Alipay certificate
     is untrusted (``GatewayError``, so callers retry) until that certificate is installed.
+    Content encryption (``aes_key``): the response may be a string of ciphertext; its ``sign``
+    covers that string as quoted in the body, and it is decrypted only once the sign verifies.
     """
     try:
         text = body.decode(orderstr.CHARSET)
@@ -266,7 +270,7 @@ def parse_response(
         raise GatewayError(f"answer has no {response_key(method)}")
     raw = text[slice(*spans[key])]
     payload = json.loads(raw)
-    if not isinstance(payload, dict):
+    if not isinstance(payload, (dict, str)):
         raise GatewayError(f"{key} is not an object")
     sign = json.loads(text[slice(*spans["sign"])]) if "sign" in spans else None
     if not isinstance(sign, str) or not sign:
@@ -274,9 +278,26 @@ def parse_response(
         raise GatewayError(f"unsigned answer (code {str(payload.get('code'))[:8]} {str(payload.get('sub_code'))[:64]})")
     if not signing.rsa2_verify(public_key, raw, sign, orderstr.CHARSET):
         raise GatewayError("answer signature does not verify")
+    if isinstance(payload, str):
+        payload = _decrypted(payload, key, aes_key)
     code = str(payload.get("code", ""))
     if (code != SUCCESS_CODE and code not in accept) or key == "error_response":
         raise AlipayError(code, payload.get("sub_code"), payload.get("sub_msg"), payload.get("msg"))
+    return payload
+
+
+def _decrypted(ciphertext: str, key: str, aes_key: Optional[bytes]) -> Dict[str, Any]:
+    """An encrypted response object, verified already, decrypted and parsed."""
+    if aes_key is None:
+        raise GatewayError(f"{key} is encrypted but no ALIPAY_AES_KEY is configured")
+    from . import aes  # noqa: PLC0415 - only apps with content encryption load the cipher
+
+    try:
+        payload = json.loads(aes.decrypt(ciphertext, aes_key, orderstr.CHARSET))
+    except (aes.AesError, ValueError) as exc:
+        raise GatewayError(f"{key} does not decrypt: {exc}") from None
+    if not isinstance(payload, dict):
+        raise GatewayError(f"{key} is not an object")
     return payload
 
 
@@ -377,10 +398,12 @@ class AlipayGateway:
         transport: Optional[Transport] = None,
         cert_sn: Optional[CertSN] = None,
         alipay_cert_sn: Optional[str] = None,
+        aes_key: Optional[bytes] = None,
     ) -> None:
         self.app_id = app_id
         self.cert_sn = cert_sn  # certificate mode: sent on every request
         self.alipay_cert_sn = alipay_cert_sn  # certificate mode: the one answers may name
+        self._aes_key = aes_key  # content encryption: requests encrypted, answers decrypted
         self.url = check_url(url)
         self.timeout = timeout
         self._private_key = private_key
@@ -391,7 +414,7 @@ class AlipayGateway:
     def from_settings(cls, cfg) -> "AlipayGateway":
         return cls(
             app_id=cfg.app_id, private_key=cfg.app_private_key, alipay_public_key=cfg.alipay_public_key, url=cfg.gateway_url,
-            cert_sn=cfg.cert_sn, alipay_cert_sn=cfg.alipay_cert_sn,
+            cert_sn=cfg.cert_sn, alipay_cert_sn=cfg.alipay_cert_sn, aes_key=cfg.aes_key,
         )
 
     def call(
@@ -404,11 +427,11 @@ class AlipayGateway:
         """
         query, body = build_request(
             method, biz, app_id=self.app_id, private_key=self._private_key, timestamp=clock.alipay_timestamp(at),
-            notify_url=notify_url, cert_sn=self.cert_sn,
+            notify_url=notify_url, cert_sn=self.cert_sn, aes_key=self._aes_key,
         )
         limit = self.timeout if timeout is None else max(0.0, min(timeout, self.timeout))
         answer = self._transport(self.url, query, body, limit)
-        payload = parse_response(answer, method, self._public_key, self.alipay_cert_sn, accept)
+        payload = parse_response(answer, method, self._public_key, self.alipay_cert_sn, accept, self._aes_key)
         if "out_trade_no" in biz and payload.get("out_trade_no") not in (None, biz["out_trade_no"]):
             raise GatewayError("answer is about another out_trade_no")
         return payload
