@@ -21,9 +21,9 @@ WAIT_SECONDS = 15.0
 
 
 def call(method: str, url: str, body: Optional[bytes] = None, content_type: Optional[str] = None, parse: bool = True,
-         timeout: float = 10) -> Tuple[int, Any]:
+         timeout: float = 10, headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any]:
     """One HTTP call; the JSON reply decoded (or the text when it is not JSON, or ``parse`` is off)."""
-    request = urllib.request.Request(url, data=body, method=method)
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     if content_type:
         request.add_header("Content-Type", content_type)
     try:

@@ -154,6 +154,7 @@ alipay-app-pay, local stack on {url}
 {routes}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
+  POST {url}/sandbox/v3/alipay/trade/query …              (OpenAPI v3 of the same methods: endpoint {url}/sandbox)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
   POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
   POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail){schedules}

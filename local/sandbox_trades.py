@@ -52,7 +52,7 @@ def trade_create(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
         raise invalid("isv.invalid-buyer-id", "buyer_id 须为2088开头的16位数字")
     if open_id and not (isinstance(open_id, str) and OPEN_ID_RE.fullmatch(open_id)):
         raise invalid("isv.invalid-buyer-open-id", "buyer_open_id 格式错误")
-    trade = sandbox.open_trade(GatewayRequest(request.params, biz), product_code)
+    trade = sandbox.open_trade(GatewayRequest(request.params, biz, request.encrypted), product_code)
     sandbox.ledger.update(trade.out_trade_no, lambda t: setattr(t, "buyer_id", buyer_id or t.buyer_id))
     return {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
 
@@ -60,7 +60,8 @@ def trade_create(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
 @gateway_method("alipay.trade.pay")
 def trade_pay(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     """Charge a scanned payment code: paid (10000), waiting for the buyer (10003) or refused."""
-    biz = request.biz
+    biz = {"product_code": PAY_PRODUCT_CODE, **request.biz}  # pay's product_code is optional, this by default
+    request = GatewayRequest(request.params, biz, request.encrypted)
     if biz.get("scene") != "bar_code":
         raise invalid("isv.invalid-scene", "scene 须为 bar_code")
     code = biz.get("auth_code")

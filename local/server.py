@@ -22,6 +22,7 @@ import yaml
 
 from local import events, schema
 from local.faults import FaultSwitch
+from local import openapi_v3
 from local.sandbox import OUTCOMES, Sandbox, scan
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(200, sandbox.app_pay(body or b"", args.get("outcome", "success"), lost))
         if path == "/gateway.do" and self.command in ("GET", "POST"):
             return self._send(*sandbox.gateway(query.encode("ascii", "replace"), body or b""))
+        if path.startswith(openapi_v3.PREFIX):  # OpenAPI v3: JSON bodies, the authorization header
+            headers = {key: ", ".join(self.headers.get_all(key)) for key in self.headers.keys()}
+            status, kind, data, extra = openapi_v3.answer(sandbox, self.command, path, query, headers, body or b"")
+            return self._send(status, kind, data, extra)
         if path == "/scan" and self.command == "POST":  # the buyer scans a precreate QR code
             if args.get("outcome", "success") not in OUTCOMES:
                 return self._send_json(400, {"message": f"outcome must be one of {', '.join(OUTCOMES)}"})
