@@ -40,11 +40,15 @@ ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bund
 AES_KEY = "ALIPAY_AES_KEY"  # content encryption (接口内容加密): the console's AES key, base64
 BARCODE_WAIT = "BARCODE_WAIT_SECONDS"  # barcode: how long pay waits for the buyer's confirmation
 BARCODE_POLL = "BARCODE_POLL_SECONDS"  # barcode: the alipay.trade.query interval while it waits
+EVENT_BUS_NAME = "EVENT_BUS_NAME"  # order events: the stage's EventBridge bus (shared/order_events.py)
+EVENT_SOURCE = "EVENT_SOURCE"  # order events: their ``source`` (the service name)
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
 _URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_BUS_RE = re.compile(r"^[A-Za-z0-9._-]{1,256}$")  # an EventBridge bus name (not an ARN)
+_SOURCE_RE = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
 
 
 class Settings:
@@ -228,6 +232,14 @@ class Settings:
         wait = seconds_setting(self._env, BARCODE_WAIT, BARCODE_WAIT_SECONDS, minimum=0, maximum=BARCODE_WAIT_SECONDS)
         poll = seconds_setting(self._env, BARCODE_POLL, BARCODE_POLL_SECONDS, minimum=0.05, maximum=60)
         return wait, poll
+
+    @cached_property
+    def event_bus_name(self) -> str:
+        return self._matching(EVENT_BUS_NAME, _BUS_RE, "an EventBridge bus name")
+
+    @cached_property
+    def event_source(self) -> str:
+        return self._matching(EVENT_SOURCE, _SOURCE_RE, "an event source name")
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""
