@@ -168,3 +168,17 @@ def test_the_worst_case_ends_within_the_wait_and_the_cancel_window(emulator, sto
     wait, cancel = 9.0, barcode.budgets.barcode_cancel_window()
     assert clock.now <= wait + cancel + 1e-9, clock.now
     assert len(timeouts) >= 3 and all(t <= gateway_module.DEFAULT_TIMEOUT for t in timeouts)
+
+
+def test_a_retried_request_with_its_idempotency_key_replays_the_answer_without_charging_again(emulator, dynamodb, monkeypatch):
+    from local import events, schema
+
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "alipay-app-pay-test-Idempotency")
+    dynamodb.create_table(**schema.create_table_kwargs("alipay-app-pay-test-Idempotency", "IdempotencyTable"))
+    config.reset()
+    body = json.dumps({**ORDER, "authCode": PAYS_AT_ONCE}).encode()
+    request = events.http_event("POST", "/pay", body, {"content-type": "application/json", "Idempotency-Key": "TILL-1-0042"})
+    first, again = pay(request), pay(request)
+    assert first["statusCode"] == again["statusCode"] == 200 and again["headers"]["Idempotent-Replayed"] == "true"
+    assert json.loads(first["body"])["data"] == json.loads(again["body"])["data"]
+    assert json.loads(again["body"])["data"]["status"] == PAID and emulator.methods() == ["alipay.trade.pay"]

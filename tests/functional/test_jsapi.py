@@ -6,11 +6,11 @@ import pytest
 
 from functions.pay.handler import handler as pay
 from functions.pay_notify.handler import handler as pay_notify
-from local import alipay
+from local.sandbox import scan
 from shared.alipay import gateway as gateway_module
 from shared.domain.orders import PAID, UNPAID
 
-from tests.conftest import APP_ID, NOTIFY_URL, notify_event, pay_event, stored_items
+from tests.conftest import NOTIFY_URL, notify_event, pay_event, stored_items
 from tests.emulated_alipay import EmulatedAlipay
 
 BUYER_ID = "2088102177846881"
@@ -36,7 +36,7 @@ def emulator(env, monkeypatch, app_keys, alipay_keys):
     return emulator
 
 
-def test_jsapi_creates_the_trade_for_the_buyer_and_answers_its_trade_no(emulator, store, alipay_keys):
+def test_jsapi_creates_the_trade_for_the_buyer_and_answers_its_trade_no(emulator, store):
     reply = pay(pay_event({**ORDER, "opAppId": "2021000000000099"}))
     assert reply["statusCode"] == 200, reply
     data = json.loads(reply["body"])["data"]
@@ -48,9 +48,9 @@ def test_jsapi_creates_the_trade_for_the_buyer_and_answers_its_trade_no(emulator
     assert trade.trade_no == data["tradeNo"] and trade.buyer_id == BUYER_ID and trade.notify_url == NOTIFY_URL
     assert store.get(data["outTradeNo"]).status == UNPAID
 
-    notify = alipay.sign_notify(
-        alipay.notify_params(app_id=APP_ID, out_trade_no=data["outTradeNo"], total_amount="198.01"), alipay_keys.private_key
-    )
+    scan(emulator.sandbox, data["outTradeNo"])  # the buyer pays in Alipay's app (my.tradePay)
+    (out_trade_no, url, notify), = emulator.sandbox.notifier.sent  # the emulator's own signed notify
+    assert (out_trade_no, url, notify["buyer_id"]) == (data["outTradeNo"], NOTIFY_URL, BUYER_ID)
     assert pay_notify(notify_event(notify))["body"] == "success"
     assert store.get(data["outTradeNo"]).status == PAID
 
