@@ -29,6 +29,10 @@ from .domain.orders import (
     CLOSED, CLOSED_TRADE_STATUS, PAID, PAID_TRADE_STATUSES, OrderStore, Outcome, apply_trade_status,
 )
 
+log = logging.getLogger(__name__)
+
+REFUSED_CODE = "40004"  # Business Failed: Alipay's final word on this payment
+
 
 class PaymentPending(Exception):
     """Alipay's final answer did not come in time; the order (``order_num``) stays unpaid for now,
@@ -38,10 +42,6 @@ class PaymentPending(Exception):
         super().__init__(reason)
         self.order_num = order_num
 
-log = logging.getLogger(__name__)
-
-REFUSED_CODE = "40004"  # Business Failed: Alipay's final word on this payment
-
 
 @dataclass
 class Till:
@@ -49,7 +49,7 @@ class Till:
 
     wait: float = budgets.BARCODE_WAIT_SECONDS
     poll: float = budgets.BARCODE_POLL_SECONDS
-    cancel_window: float = 5.0
+    cancel_window: float = 5.0  # charge() uses budgets.barcode_cancel_window(): one gateway call's timeout
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
 
