@@ -306,8 +306,9 @@ class Sandbox:
                 if not method:
                     raise GatewayError("40001", "Missing Required Arguments", "isv.missing-method", "缺少方法名参数")
                 raise invalid("isv.invalid-method", f"不存在的方法名: {method[:64]}")
+            key = method.replace(".", "_") + "_response"
             request = self.verify_request(params)
-            key, encrypted = method.replace(".", "_") + "_response", request.encrypted
+            encrypted = request.encrypted
             result = handler(self, request)
         except GatewayError as exc:
             result = exc.fields()
