@@ -37,3 +37,16 @@ def local_keys(folder: Path | None = None) -> Tuple[KeyPair, KeyPair]:
     """(app key pair, "Alipay" key pair) for the local stack."""
     keys = (folder or local_dir()) / "keys"
     return load_or_generate(keys / "app_private_key.pem"), load_or_generate(keys / "alipay_private_key.pem")
+
+
+def local_aes_key(folder: Path | None = None) -> bytes:
+    """The local app's content-encryption key (16 bytes, kept base64 as Alipay's console shows it)."""
+    import base64  # noqa: PLC0415
+
+    path = (folder or local_dir()) / "keys" / "aes_key.txt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(base64.b64encode(os.urandom(16)).decode("ascii"))
+    return base64.b64decode(path.read_text(encoding="ascii"))

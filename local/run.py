@@ -10,6 +10,7 @@ variables cannot leak into a local run. ``python -m local.run --port 0`` picks a
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import signal
@@ -76,10 +77,12 @@ def gateway_latency(environ: Mapping[str, str]) -> float:
 class LocalStack:
     """moto + the emulator + the HTTP server, started and stopped together."""
 
-    def __init__(self, port: int = DEFAULT_PORT, time_scale: float = DEFAULT_TIME_SCALE, cert_mode: bool = False) -> None:
+    def __init__(self, port: int = DEFAULT_PORT, time_scale: float = DEFAULT_TIME_SCALE, cert_mode: bool = False,
+                 aes: bool = False) -> None:
         self.requested_port = port
         self.time_scale = time_scale
         self.cert_mode = cert_mode  # public-key-certificate mode for the app and the emulator
+        self.aes = aes  # interface content encryption (AES) on, for the app and the emulator
         self.server = None
         self._mock = None
         self._unlock: Callable[[], None] = lambda: None
@@ -106,7 +109,10 @@ class LocalStack:
         certificates = self._certificates(app, ali, env)
         if certificates is None:
             env["ALIPAY_PUBLIC_KEY"] = ali.public_pem()
-        for name in ("ALIPAY_PUBLIC_KEY", *certs.FILE_NAMES):  # one mode only, whatever was exported
+        aes_key = keys.local_aes_key() if self.aes else None
+        if aes_key is not None:
+            env["ALIPAY_AES_KEY"] = base64.b64encode(aes_key).decode("ascii")
+        for name in ("ALIPAY_PUBLIC_KEY", "ALIPAY_AES_KEY", *certs.FILE_NAMES):  # one mode only, whatever was exported
             os.environ.pop(name, None)
         os.environ.update(env)
         config.reset()
@@ -124,7 +130,7 @@ class LocalStack:
         self.server.faults = FaultSwitch({"dynamodb": repository.dynamodb_client(), "events": repository.client("events")})
         self.server.sandbox = Sandbox(
             app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,
-            notifier=Notifier(Ledger(), self.time_scale), certs=certificates,
+            notifier=Notifier(Ledger(), self.time_scale), certs=certificates, aes_key=aes_key,
             gateway_latency=gateway_latency(os.environ),
         )
         self.server.sandbox.base_url = f"{self.url}/sandbox"
@@ -193,6 +199,7 @@ alipay-app-pay, local stack on {url}
 {routes}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
+  POST {url}/sandbox/v3/alipay/trade/query …              (OpenAPI v3 of the same methods: endpoint {url}/sandbox)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
   POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
   POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail; also "events")
@@ -203,9 +210,11 @@ alipay-app-pay, local stack on {url}
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}
   Gateway latency: {stack.server.sandbox.gateway_latency * 1000:g} ms per call (SANDBOX_GATEWAY_LATENCY_MS)
-  Signing: {"certificate mode, files in " + str(keys.local_dir() / "certs") if stack.cert_mode else "public-key mode"}
+  Signing: {"certificate mode, files in " + str(keys.local_dir() / "certs") if stack.cert_mode else "public-key mode"}{", content encryption (AES)" if stack.aes else ""}
   Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier pays
-    and returns to /pay/return) or "precreate" (then POST {url}/sandbox/scan?out_trade_no=...)
+    and returns to /pay/return) or "precreate" (then POST {url}/sandbox/scan?out_trade_no=...),
+    "jsapi" with "buyerId" (same scan plays my.tradePay), "barcode" with "authCode" (ending 0001: the
+    buyer confirms later, 0002: never, 0003: invalid; any other 16-24 digits from 25-30: paid at once)
 
 Walk-through (or `make demo` in another terminal):
   REPLY=$(curl -s -X POST {url}/pay -H 'content-type: application/json' \\
@@ -228,12 +237,16 @@ def main(argv: Optional[list] = None) -> None:
         "--cert-mode", action="store_true", default=os.environ.get("SANDBOX_CERT_MODE") == "1",
         help="public-key-certificate mode: certificates in .local/certs, SNs checked by the emulator",
     )
+    parser.add_argument(
+        "--aes", action="store_true", default=os.environ.get("SANDBOX_AES") == "1",
+        help="interface content encryption: biz_content and answers AES-encrypted (key in .local/keys)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        stack = LocalStack(args.port, args.time_scale, args.cert_mode).start()
+        stack = LocalStack(args.port, args.time_scale, args.cert_mode, args.aes).start()
     except OSError as exc:
         raise SystemExit(f"cannot serve on {HOST}:{args.port} ({exc.strerror}); try PORT=3100 make run") from None
     print(banner(stack), flush=True)

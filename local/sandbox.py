@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.domain import clock, money, validation
-from shared.alipay import orderstr, signing
+from shared.alipay import aes, orderstr, signing
 
 from local import alipay, charset
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Ledger, Trade
@@ -66,6 +66,7 @@ class GatewayRequest:
 
     params: Mapping[str, str]
     biz: Mapping[str, Any]
+    encrypted: bool = False  # biz_content came AES-encrypted: the answer goes back encrypted
 
     @property
     def method(self) -> str:
@@ -119,6 +120,8 @@ class Sandbox:
         ledger: Optional[Ledger] = None,
         certs: Optional[CertMode] = None,
         gateway_latency: float = 0.0,
+        buyer_confirms_after: float = 3.0,
+        aes_key: Optional[bytes] = None,
     ) -> None:
         self.app_id = app_id
         self.gateway_latency = gateway_latency  # seconds each gateway answer waits (SANDBOX_GATEWAY_LATENCY_MS)
@@ -130,6 +133,8 @@ class Sandbox:
         self.notifier = notifier or Notifier(self.ledger)
         self.base_url = "http://127.0.0.1/sandbox"  # where its download links point (the local stack sets it)
         self.extensions: Dict[str, Any] = {}  # state of the gateway modules under local/ (e.g. local/bills.py)
+        self.buyer_confirms_after = buyer_confirms_after  # barcode codes ending 0001 (local/sandbox_trades.py)
+        self.aes_key = aes_key  # content encryption on: requests must be encrypted, answers are
         self.refund_status_field = True  # False: refund queries answer as older Alipay, without refund_status
         self._lost_answers = 0  # the next N gateway answers are lost after the call was applied
         self._lost_lock = threading.Lock()
@@ -179,13 +184,31 @@ class Sandbox:
         content = signing.sign_content(params, signing.REQUEST_EXCLUDED)
         if not signing.rsa2_verify(self.app_public_key, content, params["sign"], codec):
             raise invalid("isv.invalid-signature", "验签出错")
+        text = self.decrypt_biz(params, codec)
         try:
-            biz = json.loads(params.get("biz_content") or "{}")
+            biz = json.loads(text or "{}")
         except ValueError:
             raise invalid("isv.invalid-biz-content", "biz_content 不是合法的 JSON") from None
         if not isinstance(biz, dict):
             raise invalid("isv.invalid-biz-content", "biz_content 不是 JSON 对象")
-        return GatewayRequest(params, biz)
+        return GatewayRequest(params, biz, bool(params.get("encrypt_type")))
+
+    def decrypt_biz(self, params: Mapping[str, str], charset: str) -> str:
+        """``biz_content`` in clear: decrypted when the app encrypts (required once it turned it on),
+        after the sign was checked (Alipay signs over the ciphertext)."""
+        encrypt_type = params.get("encrypt_type")
+        if not encrypt_type:
+            if self.aes_key is not None and params.get("biz_content"):
+                raise invalid("isv.invalid-encrypt", "应用已开启接口内容加密，biz_content 须加密")
+            return params.get("biz_content", "")
+        if encrypt_type != aes.ENCRYPT_TYPE:
+            raise invalid("isv.invalid-encrypt-type", "无效的加密类型")
+        if self.aes_key is None:
+            raise invalid("isv.invalid-encrypt", "应用未开启接口内容加密")
+        try:
+            return aes.decrypt(params.get("biz_content", ""), self.aes_key, charset)
+        except aes.AesError:
+            raise invalid("isv.decryption-error", "解密出错") from None
 
     def check_cert_sns(self, params: Mapping[str, str]) -> None:
         """Certificate mode: both SNs present and equal to the app's; public-key mode: neither."""
@@ -320,6 +343,7 @@ class Sandbox:
         key, name = "error_response", charset.declared(query, body)
         if charset.codec(name) is None:
             name = None  # refused below, in utf-8
+        encrypted = False
         try:
             codec = request_codec(query, body)
             params = parse_form(query, codec)
@@ -334,7 +358,9 @@ class Sandbox:
                     raise GatewayError("40001", "Missing Required Arguments", "isv.missing-method", "缺少方法名参数")
                 raise invalid("isv.invalid-method", f"不存在的方法名: {method[:64]}")
             key = method.replace(".", "_") + "_response"
-            result = handler(self, self.verify_request(params))
+            request = self.verify_request(params)
+            encrypted = request.encrypted
+            result = handler(self, request)
         except GatewayError as exc:
             result = exc.fields()
         if key != "error_response" and self._take_lost_answer():
@@ -342,13 +368,17 @@ class Sandbox:
         if isinstance(result, RawReply):
             return result.status, result.content_type, result.body
         fields = result if "code" in result else {"code": "10000", "msg": "Success", **result}
-        answer = self.signed_json(key, fields, charset=name)
+        answer = self.signed_json(key, fields, charset=name, encrypted=encrypted)
         return 200, charset.content_type("application/json", name), answer.encode(charset.codec(name))
 
-    def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False, charset: Optional[str] = None) -> str:
+    def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False, charset: Optional[str] = None,
+                    encrypted: bool = False) -> str:
         """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``, encoded in
-        the request's ``charset`` as Alipay signs it (utf-8 by default)."""
+        the request's ``charset`` as Alipay signs it (utf-8 by default); with ``encrypted``,
+        ``{"<key>":"<ciphertext>",...}`` signed over the quoted ciphertext."""
         content = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+        if encrypted and self.aes_key is not None:
+            content = json.dumps(aes.encrypt(content, self.aes_key))
         return alipay.signed_response(
             key, content, self.alipay_private_key, sign_type,
             alipay_cert_sn=self.certs.alipay_cert_sn if self.certs is not None else None, charset=charset,
@@ -611,4 +641,5 @@ def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_ans
 
 # Gateway methods and routes that live in modules of their own register on import.
 from local import bills  # noqa: E402,F401 - alipay.data.dataservice.bill.downloadurl.query
+from local import sandbox_trades  # noqa: E402,F401 - registers create, pay and cancel into GATEWAY_METHODS
 from local import refund_query  # noqa: E402,F401 - registers alipay.trade.fastpay.refund.query

@@ -22,6 +22,7 @@ import yaml
 
 from local import bills, console, events, lambda_api, schema
 from local.faults import FaultSwitch
+from local import openapi_v3
 from local.sandbox import OUTCOMES, AnswerLost, Sandbox, scan
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,10 @@ class RequestHandler(BaseHTTPRequestHandler):
                 except (ValueError, AttributeError) as exc:
                     return self._send_json(400, {"message": str(exc) or "expected {\"next\": N}"})
             return self._send_json(200, {"next": sandbox.answers_to_lose()})
+        if path.startswith(openapi_v3.PREFIX):  # OpenAPI v3: JSON bodies, the authorization header
+            headers = {key: ", ".join(self.headers.get_all(key)) for key in self.headers.keys()}
+            status, kind, data, extra = openapi_v3.answer(sandbox, self.command, path, query, headers, body or b"")
+            return self._send(status, kind, data, extra)
         if path == "/scan" and self.command == "POST":  # the buyer scans a precreate QR code
             if args.get("outcome", "success") not in OUTCOMES:
                 return self._send_json(400, {"message": f"outcome must be one of {', '.join(OUTCOMES)}"})

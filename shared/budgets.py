@@ -11,6 +11,11 @@ from .aws.repository import DYNAMODB, LAMBDA, SECRETS
 NOTIFY_DEADLINE = 5.0  # Alipay must read our answer within this, or it counts the delivery failed
 NOTIFY_COMPUTE_ALLOWANCE = 0.5  # parse + RSA2 verify + logging, measured in milliseconds; generous
 HTTP_API_TIMEOUT = 30.0  # API Gateway HTTP API's integration timeout (its maximum): pay must answer first
+# Barcode pay (shared/barcode.py): alipay.trade.pay and the alipay.trade.query polls all end within
+# BARCODE_WAIT_SECONDS of the pay call's start; then one cancel window of a gateway call's timeout.
+# Alipay suggests polling every 3-6 s for about 60 s; HTTP API's 30 s leaves room for 9.
+BARCODE_WAIT_SECONDS = 9.0
+BARCODE_POLL_SECONDS = 3.0
 
 
 def _gateway_timeout() -> float:
@@ -26,11 +31,29 @@ def notify_worst_case_seconds() -> float:
 
 
 def pay_worst_case_seconds() -> float:
-    """pay's worst case, on its longest path (channel=precreate with an Idempotency-Key, keys cold):
-    two key reads (the app's private key; Alipay's public key, to verify the gateway's answer),
-    three DynamoDB calls (key claim, Order put, key completion or release), one gateway call."""
+    """pay's worst case, on its longest path (barcode; precreate is the longest one-call path)."""
+    return max(precreate_pay_worst_case_seconds(), barcode_pay_worst_case_seconds())
+
+
+def precreate_pay_worst_case_seconds() -> float:
+    """channel=precreate (or jsapi) with an Idempotency-Key, keys cold: two key reads (the app's
+    private key; Alipay's public key, to verify the gateway's answer), three DynamoDB calls (key
+    claim, Order put, key completion or release), one gateway call."""
     return (2 * SECRETS.worst_case_seconds() + 3 * DYNAMODB.worst_case_seconds() + _gateway_timeout()
             + NOTIFY_COMPUTE_ALLOWANCE)
+
+
+def barcode_pay_worst_case_seconds() -> float:
+    """pay's longest path, channel=barcode with an Idempotency-Key, keys cold: two key reads, four
+    DynamoDB calls (key claim, Order put, the paid/closed transition, key completion), the whole
+    wait (trade.pay and the query polls) and the cancel window."""
+    return (2 * SECRETS.worst_case_seconds() + 4 * DYNAMODB.worst_case_seconds() + BARCODE_WAIT_SECONDS
+            + barcode_cancel_window() + NOTIFY_COMPUTE_ALLOWANCE)
+
+
+def barcode_cancel_window() -> float:
+    """The cancel's attempts (Alipay may answer retry_flag Y) share one gateway call's timeout."""
+    return _gateway_timeout()
 
 
 def reconcile_order_worst_case_seconds(gateway_timeout: Optional[float] = None) -> float:

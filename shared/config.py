@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import secrets
 from .alipay import signing
-from .environment import ConfigError, int_setting
+from .environment import ConfigError, int_setting, seconds_setting
 
 if TYPE_CHECKING:
     from .alipay import cert
@@ -37,6 +37,9 @@ GATEWAY_URL = "ALIPAY_GATEWAY_URL"
 APP_CERT = "ALIPAY_APP_CERT"  # certificate mode: app public-key certificate (PEM text or file path)
 ALIPAY_CERT = "ALIPAY_CERT"  # certificate mode: Alipay public-key certificate
 ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bundle
+AES_KEY = "ALIPAY_AES_KEY"  # content encryption (接口内容加密): the console's AES key, base64
+BARCODE_WAIT = "BARCODE_WAIT_SECONDS"  # barcode: how long pay waits for the buyer's confirmation
+BARCODE_POLL = "BARCODE_POLL_SECONDS"  # barcode: the alipay.trade.query interval while it waits
 EVENT_BUS_NAME = "EVENT_BUS_NAME"  # order events: the stage's EventBridge bus (shared/order_events.py)
 EVENT_SOURCE = "EVENT_SOURCE"  # order events: their ``source`` (the service name)
 
@@ -203,6 +206,32 @@ class Settings:
     def alipay_cert_sn(self) -> Optional[str]:
         """The SN Alipay's responses and notifies must name, if they name one (certificate mode)."""
         return self.alipay_cert.sn if self.alipay_cert is not None else None
+
+    @property
+    def aes_key(self) -> Optional[bytes]:
+        """Content encryption's key, when the app turned it on: ``ALIPAY_AES_KEY`` (or ``_SSM`` /
+        ``_SECRET``, like the other keys). Unset: requests go in clear, as Alipay then expects."""
+        if not any(self._env.get(AES_KEY + suffix, "").strip() for suffix in ("", secrets.SSM_SUFFIX, secrets.SECRET_SUFFIX)):
+            return None
+        from .alipay import aes  # noqa: PLC0415 - the cipher only for apps that use it
+
+        def load(text: str) -> bytes:
+            try:
+                return aes.load_key(text)
+            except aes.AesError as exc:
+                raise signing.KeyFormatError(str(exc)) from None
+
+        return self._key(AES_KEY, load)
+
+    @cached_property
+    def barcode_wait(self) -> "Tuple[float, float]":
+        """Barcode pay's (wait, poll interval) in seconds. The wait is capped by pay's time budget
+        (shared/budgets.py); Alipay suggests polling every 3-6 s."""
+        from .budgets import BARCODE_POLL_SECONDS, BARCODE_WAIT_SECONDS  # noqa: PLC0415
+
+        wait = seconds_setting(self._env, BARCODE_WAIT, BARCODE_WAIT_SECONDS, minimum=0, maximum=BARCODE_WAIT_SECONDS)
+        poll = seconds_setting(self._env, BARCODE_POLL, BARCODE_POLL_SECONDS, minimum=0.05, maximum=60)
+        return wait, poll
 
     @cached_property
     def event_bus_name(self) -> str:

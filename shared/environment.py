@@ -30,3 +30,17 @@ def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int
         bounds = f"{minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(name, f"malformed (expected a whole number {bounds})")
     return value
+
+
+_SECONDS = re.compile(r"[0-9]{1,4}(\.[0-9]{1,3})?")
+
+
+def seconds_setting(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    """An optional duration in seconds (``3`` or ``0.25``) within bounds, else ``ConfigError``."""
+    text = env.get(name, "").strip()
+    if not text:
+        return float(default)
+    value = float(text) if _SECONDS.fullmatch(text) else None
+    if value is None or not minimum <= value <= maximum:
+        raise ConfigError(name, f"malformed (expected seconds from {minimum:g} to {maximum:g})")
+    return value

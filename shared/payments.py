@@ -1,10 +1,11 @@
-"""The use cases behind the handlers: add an order, start a payment (app, page, wap, precreate),
-take a notify, show a sync return.
+"""The use cases behind the handlers: add an order, start a payment (app, page, wap, precreate,
+jsapi, barcode), take a notify, show a sync return.
 
 Ordering matters for money: the orderStr (or page request) is built and signed first (pure,
 cannot half-write), then the Order row is put conditionally; only when the put succeeded does the
-caller see it. So a DynamoDB failure never yields a signed request without its row. precreate is
-the exception that proves the rule: it creates a trade at Alipay, so its row is put first.
+caller see it. So a DynamoDB failure never yields a signed request without its row. precreate,
+jsapi and barcode are the exception that proves the rule: they create a trade at Alipay, so
+their row is put first.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from datetime import datetime
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .domain import clock, idempotency
-from . import logs, reconcile
+from . import barcode, logs, reconcile
+from .barcode import PaymentPending  # noqa: F401 - pay's answer for a till whose outcome is still open
 from .alipay import orderstr
 from .config import Settings
 from .alipay.notify import Notify, NotifyRejected, amount_cents, verify_notify
 from .domain.orders import CLOSED, AlipayRefund, Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder, RequestRefused
+from .domain.validation import APP, BARCODE, JSAPI, PAGE, PRECREATE, WAP, NewOrder, RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +58,28 @@ def start_app_pay(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[
 
 
 def start_pay(
-    store: OrderStore, cfg: Settings, new: NewOrder, channel: str = APP, at: Optional[datetime] = None
+    store: OrderStore, cfg: Settings, new: NewOrder, channel: str = APP, at: Optional[datetime] = None,
+    biz: Optional[Dict[str, str]] = None,
 ) -> Tuple[Order, Dict[str, str]]:
     """Create the Order row (status 0) and return it with what the channel's client needs.
 
     app: ``{orderStr}`` for Alipay's mobile SDK; page / wap: ``{payUrl, payForm}``, the same
     signed request as a GET URL to redirect to and as a self-submitting HTML form; precreate:
-    ``{qrCode}`` from Alipay's gateway.
+    ``{qrCode}`` from Alipay's gateway; jsapi: ``{tradeNo}`` for ``my.tradePay``; barcode:
+    ``{status, tradeNo?}``, the order settled. ``biz``: the channel's own fields
+    (``validation.channel_biz``).
     """
     if channel == APP:
         order, order_str = start_app_pay(store, cfg, new, at)
         return order, {"orderStr": order_str}
     if channel == PRECREATE:
         return start_precreate(store, cfg, new, at)
+    if channel == JSAPI:
+        return start_jsapi(store, cfg, new, biz or {}, at)
+    if channel == BARCODE:
+        cfg.require("alipay_public_key", "gateway_url", "barcode_wait")  # before the write
+        order = _create_fresh(store, new, at)[0]
+        return order, barcode.charge(store, cfg, _pay_order(order), biz or {}, at)
     build = {PAGE: orderstr.page_pay, WAP: orderstr.wap_pay}[channel]
     order, page = _create_fresh(store, new, at, sign=lambda order: build(
         order=_pay_order(order), return_url=cfg.return_url, gateway=cfg.gateway_url, **_signer(cfg, at)
@@ -83,15 +94,30 @@ def start_precreate(store: OrderStore, cfg: Settings, new: NewOrder, at: Optiona
     missing would be paid into nothing. A failed call leaves only an unpaid row (reconcile closes
     it) and raises ``PaymentNotCreated``.
     """
-    from .alipay.gateway import AlipayError, AlipayGateway, GatewayError  # noqa: PLC0415 - only QR pay calls Alipay
+    order, answer = _create_at_alipay(store, cfg, new, lambda gw, order: gw.trade_precreate(_pay_order(order), cfg.notify_url, at), at)
+    return order, {"qrCode": answer.qr_code}
+
+
+def start_jsapi(store: OrderStore, cfg: Settings, new: NewOrder, buyer: Dict[str, str], at: Optional[datetime] = None) -> Tuple[Order, Dict[str, str]]:
+    """Create the Order row, then the trade at Alipay (``alipay.trade.create``) for the buyer inside
+    Alipay's app; its ``tradeNo`` is what the front end hands to ``my.tradePay({tradeNO})``.
+    Failures as for precreate: ``PaymentNotCreated``, the unpaid row left for reconcile."""
+    order, answer = _create_at_alipay(
+        store, cfg, new, lambda gw, order: gw.trade_create(_pay_order(order), cfg.notify_url, buyer, at), at
+    )
+    return order, {"tradeNo": answer.trade_no}
+
+
+def _create_at_alipay(store: OrderStore, cfg: Settings, new: NewOrder, create, at: Optional[datetime]):
+    """The row first, then ``create(gateway, order)`` at Alipay; a refusal or silence is ``PaymentNotCreated``."""
+    from .alipay.gateway import AlipayError, AlipayGateway, GatewayError  # noqa: PLC0415 - only these channels call Alipay
 
     cfg.require("alipay_public_key", "gateway_url")  # before the write: bad config writes nothing
     order = _create_fresh(store, new, at)[0]
     try:
-        answer = AlipayGateway.from_settings(cfg).trade_precreate(_pay_order(order), cfg.notify_url, at)
+        return order, create(AlipayGateway.from_settings(cfg), order)
     except GatewayError as exc:
         raise PaymentNotCreated(str(exc), exc.sub_code if isinstance(exc, AlipayError) else None) from exc
-    return order, {"qrCode": answer.qr_code}
 
 
 class PaymentNotCreated(Exception):
@@ -111,7 +137,7 @@ def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
     """The builder core's signing arguments, certificate SNs included in certificate mode."""
     return {
         "app_id": cfg.app_id, "private_key": cfg.app_private_key, "notify_url": cfg.notify_url,
-        "cert_sn": cfg.cert_sn, "at": at,
+        "cert_sn": cfg.cert_sn, "aes_key": cfg.aes_key, "at": at,
     }
 
 
@@ -139,6 +165,7 @@ def pay(
     *,
     keys: Optional[idempotency.IdempotencyStore] = None,
     key: Optional[str] = None,
+    biz: Optional[Dict[str, str]] = None,
 ) -> Payment:
     """``start_pay``, at most once per ``Idempotency-Key`` when the caller sent one.
 
@@ -146,7 +173,7 @@ def pay(
     The channel is part of the request's fingerprint: the same key for another channel is a misuse.
     """
     def operation() -> Dict[str, str]:
-        order, data = start_pay(store, cfg, new, channel)
+        order, data = start_pay(store, cfg, new, channel, biz=biz)
         return {"orderNum": order.order_num, **data}
 
     if key is None or keys is None:
@@ -155,7 +182,7 @@ def pay(
         result, replayed = operation(), False
     else:
         outcome = idempotency.run_once(
-            keys, scope="pay", caller=new.user_id, key=key, request={**asdict(new), "channel": channel},
+            keys, scope="pay", caller=new.user_id, key=key, request={**asdict(new), "channel": channel, **(biz or {})},
             operation=operation, ttl=cfg.idempotency_ttl,
         )
         result, replayed = dict(outcome.result), outcome.replayed

@@ -451,7 +451,7 @@ def configured_pass(shards: Sequence[int], time_left: Callable[[], float]) -> Re
     from .aws.repository import order_repository  # noqa: PLC0415
     from .config import settings  # noqa: PLC0415
 
-    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url")
+    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url", "aes_key")
     report = run(order_repository(cfg.order_table), AlipayGateway.from_settings(cfg), Policy.from_env(),
                  time_left=time_left, shards=shards)
     emit_pass_metrics(report, shards)

@@ -14,6 +14,7 @@ from local import alipay
 from local.ledger import TRADE_SUCCESS, WAIT_BUYER_PAY, Trade
 from local.sandbox import AnswerLost, Sandbox
 from shared.domain import clock
+from shared.alipay import aes
 from shared.alipay.gateway import AlipayGateway, GatewayError
 
 APP_ID = "2021000000000001"
@@ -38,7 +39,10 @@ class EmulatedAlipay:
 
     def __call__(self, url: str, query: str, body: bytes, timeout: float) -> bytes:
         params = {**dict(parse_qsl(query)), **dict(parse_qsl(body.decode()))}
-        method, biz = params["method"], json.loads(params["biz_content"])
+        content = params["biz_content"]
+        if params.get("encrypt_type") and self.sandbox.aes_key:  # content encryption: record the clear text
+            content = aes.decrypt(content, self.sandbox.aes_key)
+        method, biz = params["method"], json.loads(content)
         self.calls.append((method, biz))
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None

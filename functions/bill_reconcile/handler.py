@@ -16,6 +16,6 @@ log = logging.getLogger(__name__)
 
 def handler(event, context=None):
     day = daily_bill.bill_day(event)
-    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url")
+    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url", "aes_key")
     bucket = daily_bill.report_bucket()
     return daily_bill.run(order_repository(cfg.order_table), AlipayGateway.from_settings(cfg), S3Reports(bucket), day)

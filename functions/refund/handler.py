@@ -10,7 +10,7 @@ from shared.aws.repository import order_repository
 
 
 @api.endpoint(
-    "app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url",
+    "app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url", "aes_key",
     error=lambda code, msg: api.envelope(code, None, msg),
 )
 def handler(event, cfg):

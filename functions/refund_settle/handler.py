@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def handler(event, context=None):
-    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url")
+    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url", "aes_key")
     time_left = (lambda: context.get_remaining_time_in_millis() / 1000) if context else (lambda: float("inf"))
     report = refund_settle.run(order_repository(cfg.order_table), AlipayGateway.from_settings(cfg),
                                refund_settle.Policy.from_env(), time_left=time_left)

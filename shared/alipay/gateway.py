@@ -1,4 +1,5 @@
-"""A small client for Alipay's open-API gateway (``gateway.do``): query, close, refund.
+"""A small client for Alipay's open-API gateway (``gateway.do``): query, close, refund, precreate,
+create (JSAPI), pay (barcode) and cancel.
 
 Standard library only (``http.client`` + ``ssl``), so the Lambda package stays small. A call is:
 
@@ -46,6 +47,13 @@ TRADE_FASTPAY_REFUND_QUERY = "alipay.trade.fastpay.refund.query"
 REFUND_SUCCESS = "REFUND_SUCCESS"
 PRECREATE_PRODUCT_CODE = "FACE_TO_FACE_PAYMENT"
 BILL_DOWNLOADURL_QUERY = "alipay.data.dataservice.bill.downloadurl.query"
+TRADE_CREATE = "alipay.trade.create"
+JSAPI_PRODUCT_CODE = "JSAPI_PAY"  # create inside Alipay's own app (mini program, service window)
+TRADE_PAY = "alipay.trade.pay"
+BAR_CODE_SCENE = "bar_code"
+TRADE_CANCEL = "alipay.trade.cancel"
+WAIT_BUYER_CODE = "10003"  # trade.pay: the buyer must confirm on the phone; poll, then cancel
+UNKNOWN_CODE = "20000"  # service unavailable: the outcome is unknown
 
 # Sub-codes the trade APIs answer with (seed 002); the ones callers act on are named here.
 TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
@@ -80,13 +88,15 @@ def build_request(
     timestamp: str,
     notify_url: Optional[str] = None,
     cert_sn: Optional[CertSN] = None,
+    aes_key: Optional[bytes] = None,
 ) -> Tuple[str, bytes]:
     """The signed request as ``(url query, form body)``, split as the official SDK splits it.
 
-    ``notify_url`` for APIs that create a trade (precreate); ``cert_sn`` in certificate mode.
+    ``notify_url`` for APIs that create a trade (precreate); ``cert_sn`` in certificate mode;
+    ``aes_key`` with content encryption (``biz_content`` encrypted, then signed).
     """
     params = orderstr.common_params(method, app_id, timestamp, notify_url, cert_sn=cert_sn)
-    params["biz_content"] = orderstr.biz_content_json(biz)
+    orderstr.with_biz_content(params, biz, aes_key)
     signed = orderstr.signed_params(private_key, params)
     body = {"biz_content": signed.pop("biz_content")}
     return orderstr.encode(signed), orderstr.encode(body).encode("ascii")
@@ -253,12 +263,16 @@ def response_key(method: str) -> str:
 
 
 def parse_response(
-    body: bytes, method: str, public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None
+    body: bytes, method: str, public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None,
+    accept: frozenset = frozenset(), aes_key: Optional[bytes] = None,
 ) -> Dict[str, Any]:
-    """Verify and decode a gateway answer; return the response object when its code is 10000.
+    """Verify and decode a gateway answer; return the response object when its code is 10000
+    (or in ``accept``: trade.pay's signed 10003 is an answer, not an error).
 
     Certificate mode (``alipay_cert_sn`` configured): an answer naming another Alipay certificate
     is untrusted (``GatewayError``, so callers retry) until that certificate is installed.
+    Content encryption (``aes_key``): the response may be a string of ciphertext; its ``sign``
+    covers that string as quoted in the body, and it is decrypted only once the sign verifies.
     """
     try:
         text = body.decode(orderstr.CHARSET)
@@ -274,16 +288,34 @@ def parse_response(
         raise GatewayError(f"answer signed with alipay_cert_sn {str(named)[:32]!r}, not the configured certificate; install it")
     if raw is None:
         raise GatewayError(f"answer has no {response_key(method)}")
-    if not isinstance(payload, dict):
+    if not isinstance(payload, (dict, str)):
         raise GatewayError(f"{key} is not an object")
     if not isinstance(sign, str) or not sign:
         # Alipay leaves some errors unsigned (e.g. an unknown app_id); unsigned is not its word.
-        raise GatewayError(f"unsigned answer (code {str(payload.get('code'))[:8]} {str(payload.get('sub_code'))[:64]})")
+        details = payload if isinstance(payload, dict) else {}  # an encrypted one says nothing unsigned
+        raise GatewayError(f"unsigned answer (code {str(details.get('code'))[:8]} {str(details.get('sub_code'))[:64]})")
     if not signing.rsa2_verify(public_key, raw, sign, orderstr.CHARSET):
         raise GatewayError("answer signature does not verify")
+    if isinstance(payload, str):
+        payload = _decrypted(payload, key, aes_key)
     code = str(payload.get("code", ""))
-    if code != SUCCESS_CODE or key == "error_response":
+    if (code != SUCCESS_CODE and code not in accept) or key == "error_response":
         raise AlipayError(code, payload.get("sub_code"), payload.get("sub_msg"), payload.get("msg"))
+    return payload
+
+
+def _decrypted(ciphertext: str, key: str, aes_key: Optional[bytes]) -> Dict[str, Any]:
+    """An encrypted response object, verified already, decrypted and parsed."""
+    if aes_key is None:
+        raise GatewayError(f"{key} is encrypted but no ALIPAY_AES_KEY is configured")
+    from . import aes  # noqa: PLC0415 - only apps with content encryption load the cipher
+
+    try:
+        payload = json.loads(aes.decrypt(ciphertext, aes_key, orderstr.CHARSET))
+    except (aes.AesError, ValueError) as exc:
+        raise GatewayError(f"{key} does not decrypt: {exc}") from None
+    if not isinstance(payload, dict):
+        raise GatewayError(f"{key} is not an object")
     return payload
 
 
@@ -359,6 +391,36 @@ class TradePrecreate:
     qr_code: str
 
 
+@dataclass(frozen=True)
+class TradeCreate:
+    """``alipay.trade.create``: the unpaid trade exists; ``trade_no`` is what ``my.tradePay`` takes."""
+
+    out_trade_no: str
+    trade_no: str
+
+
+@dataclass(frozen=True)
+class TradePay:
+    """``alipay.trade.pay``: paid (``waiting`` False) or waiting for the buyer's confirmation."""
+
+    out_trade_no: str
+    trade_no: Optional[str]
+    waiting: bool
+    total_cents: Optional[int]
+    gmt_payment: Optional[str]
+
+
+@dataclass(frozen=True)
+class TradeCancel:
+    """``alipay.trade.cancel``: ``action`` close (was unpaid) or refund (a payment was reversed);
+    None when Alipay knew no trade. ``retry``: Alipay asks for the cancel to be sent again."""
+
+    out_trade_no: str
+    trade_no: Optional[str]
+    retry: bool
+    action: Optional[str]
+
+
 def _cents(value: Any, field: str) -> Optional[int]:
     """An amount in an answer (``"12.30"``) as cents; absent is None, malformed is untrusted."""
     if value in (None, ""):
@@ -383,10 +445,12 @@ class AlipayGateway:
         transport: Optional[Transport] = None,
         cert_sn: Optional[CertSN] = None,
         alipay_cert_sn: Optional[str] = None,
+        aes_key: Optional[bytes] = None,
     ) -> None:
         self.app_id = app_id
         self.cert_sn = cert_sn  # certificate mode: sent on every request
         self.alipay_cert_sn = alipay_cert_sn  # certificate mode: the one answers may name
+        self._aes_key = aes_key  # content encryption: requests encrypted, answers decrypted
         self.url = check_url(url)
         self.timeout = timeout
         self._private_key = private_key
@@ -397,25 +461,30 @@ class AlipayGateway:
     def from_settings(cls, cfg) -> "AlipayGateway":
         return cls(
             app_id=cfg.app_id, private_key=cfg.app_private_key, alipay_public_key=cfg.alipay_public_key, url=cfg.gateway_url,
-            cert_sn=cfg.cert_sn, alipay_cert_sn=cfg.alipay_cert_sn,
+            cert_sn=cfg.cert_sn, alipay_cert_sn=cfg.alipay_cert_sn, aes_key=cfg.aes_key,
         )
 
     def call(
-        self, method: str, biz: Mapping[str, Any], at: Optional[datetime] = None, notify_url: Optional[str] = None
+        self, method: str, biz: Mapping[str, Any], at: Optional[datetime] = None, notify_url: Optional[str] = None,
+        *, timeout: Optional[float] = None, accept: frozenset = frozenset(),
     ) -> Dict[str, Any]:
-        """Sign, POST, verify; the response object on code 10000, else ``AlipayError``."""
+        """Sign, POST, verify; the response object on code 10000 (or ``accept``), else ``AlipayError``.
+
+        ``timeout`` shortens this one call (never lengthens it): barcode pay spends a budget.
+        """
         query, body = build_request(
             method, biz, app_id=self.app_id, private_key=self._private_key, timestamp=clock.alipay_timestamp(at),
-            notify_url=notify_url, cert_sn=self.cert_sn,
+            notify_url=notify_url, cert_sn=self.cert_sn, aes_key=self._aes_key,
         )
-        answer = self._transport(self.url, query, body, self.timeout)
-        payload = parse_response(answer, method, self._public_key, self.alipay_cert_sn)
+        limit = self.timeout if timeout is None else max(0.0, min(timeout, self.timeout))
+        answer = self._transport(self.url, query, body, limit)
+        payload = parse_response(answer, method, self._public_key, self.alipay_cert_sn, accept, self._aes_key)
         if "out_trade_no" in biz and payload.get("out_trade_no") not in (None, biz["out_trade_no"]):
             raise GatewayError("answer is about another out_trade_no")
         return payload
 
-    def trade_query(self, out_trade_no: str, at: Optional[datetime] = None) -> TradeQuery:
-        payload = self.call(TRADE_QUERY, {"out_trade_no": out_trade_no}, at)
+    def trade_query(self, out_trade_no: str, at: Optional[datetime] = None, timeout: Optional[float] = None) -> TradeQuery:
+        payload = self.call(TRADE_QUERY, {"out_trade_no": out_trade_no}, at, timeout=timeout)
         status = payload.get("trade_status")
         if not isinstance(status, str) or not status:
             raise GatewayError("query answer without trade_status")
@@ -499,3 +568,48 @@ class AlipayGateway:
         if not isinstance(url, str) or not url:
             raise GatewayError("bill answer without bill_download_url")
         return url
+
+    def trade_create(
+        self, order: orderstr.PayOrder, notify_url: str, buyer: Mapping[str, str], at: Optional[datetime] = None
+    ) -> TradeCreate:
+        """Create the trade a buyer pays inside Alipay's app (JSAPI: ``my.tradePay({tradeNO})``).
+
+        ``buyer``: ``buyer_id`` or ``buyer_open_id``, and ``op_app_id`` for a mini program.
+        """
+        biz = {**order.biz_content(JSAPI_PRODUCT_CODE), **buyer}
+        payload = self.call(TRADE_CREATE, biz, at, notify_url)
+        trade_no = payload.get("trade_no")
+        if not isinstance(trade_no, str) or not trade_no:
+            raise GatewayError("create answer without trade_no")
+        return TradeCreate(out_trade_no=order.out_trade_no, trade_no=trade_no)
+
+    def trade_pay(
+        self, order: orderstr.PayOrder, auth_code: str, notify_url: str, store_id: Optional[str] = None,
+        at: Optional[datetime] = None, timeout: Optional[float] = None,
+    ) -> TradePay:
+        """Charge the payment code a till scanned (当面付 ``scene=bar_code``).
+
+        10000 is paid; a signed 10003 means the buyer must confirm on the phone (``waiting``).
+        Every other answer is an ``AlipayError`` (20000: unknown; 40004: refused) or ``GatewayError``.
+        """
+        biz = {**order.biz_content(PRECREATE_PRODUCT_CODE), "scene": BAR_CODE_SCENE, "auth_code": auth_code}
+        if store_id:
+            biz["store_id"] = store_id
+        payload = self.call(TRADE_PAY, biz, at, notify_url, timeout=timeout, accept=frozenset({WAIT_BUYER_CODE}))
+        waiting = str(payload.get("code")) == WAIT_BUYER_CODE
+        trade_no = payload.get("trade_no") or None
+        if not waiting and not trade_no:
+            raise GatewayError("pay answer without trade_no")
+        return TradePay(
+            out_trade_no=order.out_trade_no, trade_no=trade_no, waiting=waiting,
+            total_cents=_cents(payload.get("total_amount"), "total_amount"),
+            gmt_payment=payload.get("gmt_payment") or None,
+        )
+
+    def trade_cancel(self, out_trade_no: str, at: Optional[datetime] = None, timeout: Optional[float] = None) -> TradeCancel:
+        """Undo a barcode payment: closes an unpaid trade, refunds a paid one (``action``)."""
+        payload = self.call(TRADE_CANCEL, {"out_trade_no": out_trade_no}, at, timeout=timeout)
+        return TradeCancel(
+            out_trade_no=out_trade_no, trade_no=payload.get("trade_no") or None,
+            retry=payload.get("retry_flag") == "Y", action=payload.get("action") or None,
+        )

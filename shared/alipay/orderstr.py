@@ -6,7 +6,9 @@ one string for the app SDK; for the browser a GET URL to the gateway, or an auto
 whose action carries the common parameters and whose body carries ``biz_content`` — exactly as the
 official SDK's ``sdk_execute`` / ``page_execute`` do (tests/unit/test_channels_sdk.py). Our
 timestamp is Shanghai time whatever the process TZ. Certificate mode adds ``app_cert_sn`` and
-``alipay_root_cert_sn`` to the common parameters; nothing else changes.
+``alipay_root_cert_sn`` to the common parameters; nothing else changes. Content encryption
+(``aes_key``, shared/alipay/aes.py) adds ``encrypt_type=AES`` and encrypts ``biz_content`` before
+the sign is computed, so the sign covers the ciphertext, as the official SDKs do.
 """
 from __future__ import annotations
 
@@ -110,6 +112,18 @@ def encode(params: Mapping[str, str]) -> str:
     return "&".join([f"{key}={urlcode.quote_plus(value, CHARSET)}" for key, value in params.items()])
 
 
+def with_biz_content(params: Dict[str, str], biz: Mapping[str, Any], aes_key: Optional[bytes] = None) -> Dict[str, str]:
+    """``params`` plus ``biz_content``: JSON, or its AES ciphertext and ``encrypt_type`` (before signing)."""
+    content = biz_content_json(biz)
+    if aes_key is not None:
+        from . import aes  # noqa: PLC0415 - only apps with content encryption load the cipher
+
+        params["encrypt_type"] = aes.ENCRYPT_TYPE
+        content = aes.encrypt(content, aes_key, CHARSET)
+    params[BIZ_CONTENT] = content
+    return params
+
+
 def signed_request(
     method: str,
     *,
@@ -120,13 +134,14 @@ def signed_request(
     notify_url: Optional[str] = None,
     return_url: Optional[str] = None,
     cert_sn: Optional[CertSN] = None,
+    aes_key: Optional[bytes] = None,
 ) -> Dict[str, str]:
-    """The builder core: common parameters + ``biz_content``, signed. Every pay API goes through it."""
+    """The builder core: common parameters + ``biz_content`` (encrypted when ``aes_key``), signed.
+    Every pay API goes through it."""
     params = common_params(
         method, app_id, clock.alipay_timestamp(at), notify_url, return_url=return_url, cert_sn=cert_sn
     )
-    params[BIZ_CONTENT] = biz_content_json(biz)
-    return signed_params(private_key, params)
+    return signed_params(private_key, with_biz_content(params, biz, aes_key))
 
 
 # --- the app SDK's string ------------------------------------------------------------------------
@@ -139,11 +154,12 @@ def app_pay(
     order: PayOrder,
     at: Optional[datetime] = None,
     cert_sn: Optional[CertSN] = None,
+    aes_key: Optional[bytes] = None,
 ) -> str:
     """Build and sign the orderStr for ``alipay.trade.app.pay``."""
     params = signed_request(
         APP_PAY_METHOD, app_id=app_id, private_key=private_key, biz=order.biz_content(APP_PAY_PRODUCT_CODE),
-        at=at, notify_url=notify_url, cert_sn=cert_sn,
+        at=at, notify_url=notify_url, cert_sn=cert_sn, aes_key=aes_key,
     )
     return encode(params)
 
@@ -192,7 +208,7 @@ class PageRequest:
 def page_pay(*, order: PayOrder, return_url: Optional[str] = None, gateway: str = GATEWAY, **signer: Any) -> PageRequest:
     """``alipay.trade.page.pay`` (PC web, FAST_INSTANT_TRADE_PAY).
 
-    ``signer``: ``app_id``, ``private_key``, ``notify_url`` and optionally ``at``, ``cert_sn``, as for ``app_pay``.
+    ``signer``: ``app_id``, ``private_key``, ``notify_url`` and optionally ``at``, ``cert_sn``, ``aes_key``, as for ``app_pay``.
     """
     biz = order.biz_content(PAGE_PAY_PRODUCT_CODE)
     return PageRequest(gateway, signed_request(PAGE_PAY_METHOD, biz=biz, return_url=return_url, **signer))

@@ -15,7 +15,13 @@ MAX_SUBJECT_LEN = 256
 MAX_BODY_LEN = 128
 OUT_TRADE_NO_RE = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")  # \Z: "$" would allow a final "\n"
 APP, PAGE, WAP, PRECREATE = "app", "page", "wap", "precreate"
-CHANNELS = (APP, PAGE, WAP, PRECREATE)
+JSAPI, BARCODE = "jsapi", "barcode"
+CHANNELS = (APP, PAGE, WAP, PRECREATE, JSAPI, BARCODE)
+BUYER_ID_RE = re.compile(r"2088[0-9]{12}")  # Alipay's user id (buyer_id)
+OPEN_ID_RE = re.compile(r"[0-9A-Za-z_-]{10,128}")  # Alipay's newer per-app buyer_open_id
+APP_ID_RE = re.compile(r"[0-9]{16}")  # a mini program's app id (op_app_id)
+AUTH_CODE_RE = re.compile(r"(2[5-9]|30)[0-9]{14,22}")  # an Alipay payment code: 16-24 digits, 25-30 first
+STORE_ID_RE = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
 
 class RequestRefused(ValueError):
@@ -166,8 +172,46 @@ def add_order_request(payload: Any) -> tuple[NewOrder, Optional[str]]:
     return NewOrder(total_cents=cents, **fields), order_num
 
 
+def _pattern(payload: Mapping[str, Any], name: str, pattern: re.Pattern, what: str) -> Optional[str]:
+    value = payload.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 128 or not pattern.fullmatch(value):
+        raise InvalidInput(f"{name} must be {what}")
+    return value
+
+
+def channel_biz(payload: Any, channel: str) -> dict:
+    """The ``biz_content`` fields a channel takes from the client, checked (snake_case, as Alipay names them).
+
+    jsapi: ``buyerId`` (2088…) or ``buyerOpenId``, and ``opAppId`` for a mini program;
+    barcode: ``authCode`` (the buyer's payment code, scanned at the till) and ``storeId``.
+    """
+    payload = payload if isinstance(payload, Mapping) else {}
+    fields: dict = {}
+    if channel == JSAPI:
+        buyer_id = _pattern(payload, "buyerId", BUYER_ID_RE, "Alipay's 16-digit user id starting 2088")
+        open_id = _pattern(payload, "buyerOpenId", OPEN_ID_RE, "an Alipay open id (10-128 letters, digits, _ or -)")
+        if (buyer_id is None) == (open_id is None):
+            raise InvalidInput("channel jsapi needs exactly one of buyerId or buyerOpenId")
+        fields["buyer_id" if buyer_id else "buyer_open_id"] = buyer_id or open_id
+        op_app_id = _pattern(payload, "opAppId", APP_ID_RE, "the mini program's 16-digit app id")
+        if op_app_id:
+            fields["op_app_id"] = op_app_id
+    elif channel == BARCODE:
+        auth_code = _pattern(payload, "authCode", AUTH_CODE_RE, "the buyer's payment code: 16-24 digits starting 25-30")
+        if auth_code is None:
+            raise InvalidInput("channel barcode needs authCode, the buyer's payment code")
+        fields["auth_code"] = auth_code
+        store_id = _pattern(payload, "storeId", STORE_ID_RE, "1-32 letters, digits, _ or -")
+        if store_id:
+            fields["store_id"] = store_id
+    return fields
+
+
 def pay_channel(payload: Any) -> str:
-    """pay's optional ``channel``: app (default), page (PC web), wap (mobile web), precreate (QR)."""
+    """pay's optional ``channel``: app (default), page (PC web), wap (mobile web), precreate (QR),
+    jsapi (inside Alipay's app), barcode (a till scanning the buyer's code)."""
     channel = payload.get("channel") if isinstance(payload, Mapping) else None
     if channel is None or channel == "":
         return APP

@@ -174,3 +174,24 @@ def test_with_a_pool_every_look_starts_at_once_after_its_time_check(orders, fake
     report = reconcile.run(orders, fake.gateway(), replace(POLICY, concurrency=3), now=NOW, time_left=time_left)
     assert report.complete and sum(report.actions.values()) == 5
     assert len(at_checks) == 5 and max(at_checks) <= 2 and peak[0] == 3
+
+
+@pytest.mark.parametrize("code", ["28763443825664394", "28763443825660002", "28763443825660003"],
+                         ids=["paid-at-once", "never-confirms", "refused"])
+def test_the_barcode_path_fits_its_budget(cold_pay, fake, monkeypatch, code):
+    """Every AWS call of barcode pay counted (keys cold, an Idempotency-Key); its gateway calls are
+    bounded by time, not count: the wait and the cancel window (tests/functional/test_barcode.py)."""
+    from tests.functional.test_jsapi import Sent
+
+    fake.sandbox.notifier = Sent()  # no notify leaves the machine
+    monkeypatch.setenv("BARCODE_WAIT_SECONDS", "0.3")
+    monkeypatch.setenv("BARCODE_POLL_SECONDS", "0.1")
+    config.reset()
+    body = json.dumps({**PURCHASE, "channel": "barcode", "authCode": code}).encode()
+    reply = pay(events.http_event("POST", "/pay", body, {"content-type": "application/json", "Idempotency-Key": "K1"}))
+    assert reply["statusCode"] == 200, reply
+    calls = cold_pay.snapshot()
+    assert calls["ssm"] == 2 and calls["dynamodb"] <= 4, dict(calls)
+    aws = sum(count * BUDGETS[service].worst_case_seconds() for service, count in calls.items() if service in BUDGETS)
+    waits = budgets.BARCODE_WAIT_SECONDS + budgets.barcode_cancel_window()
+    assert aws + waits + NOTIFY_COMPUTE_ALLOWANCE <= budgets.barcode_pay_worst_case_seconds() <= budgets.pay_worst_case_seconds()

@@ -33,7 +33,7 @@ def lambda_timeout(function):
                                              ("pay_notify", budgets.notify_worst_case_seconds)])
 def test_the_worst_case_ends_before_lambda_times_out(function, worst):
     """Our own answer (500 / 502 / ``fail``), never Lambda's timeout, which could cut a write in half.
-    pay's figure is its longest path, precreate (tests/functional/test_budgets.py counts its calls)."""
+    pay's figure is its longest path, barcode (tests/functional/test_budgets.py counts its calls)."""
     timeout = lambda_timeout(function)
     assert worst() < timeout, f"{function}: {worst():.1f}s >= Lambda timeout {timeout}s"
 

@@ -12,13 +12,19 @@ import pytest
 pytest.importorskip("alipay.aop.api")
 
 import alipay.aop.api.DefaultAlipayClient as sdk_client_module  # noqa: E402
+from alipay.aop.api.domain.AlipayTradeCancelModel import AlipayTradeCancelModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeCloseModel import AlipayTradeCloseModel  # noqa: E402
+from alipay.aop.api.domain.AlipayTradeCreateModel import AlipayTradeCreateModel  # noqa: E402
+from alipay.aop.api.domain.AlipayTradePayModel import AlipayTradePayModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeFastpayRefundQueryModel import AlipayTradeFastpayRefundQueryModel  # noqa: E402
 from alipay.aop.api.request.AlipayTradeFastpayRefundQueryRequest import AlipayTradeFastpayRefundQueryRequest  # noqa: E402
 from alipay.aop.api.domain.AlipayTradePrecreateModel import AlipayTradePrecreateModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeQueryModel import AlipayTradeQueryModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeRefundModel import AlipayTradeRefundModel  # noqa: E402
+from alipay.aop.api.request.AlipayTradeCancelRequest import AlipayTradeCancelRequest  # noqa: E402
 from alipay.aop.api.request.AlipayTradeCloseRequest import AlipayTradeCloseRequest  # noqa: E402
+from alipay.aop.api.request.AlipayTradeCreateRequest import AlipayTradeCreateRequest  # noqa: E402
+from alipay.aop.api.request.AlipayTradePayRequest import AlipayTradePayRequest  # noqa: E402
 from alipay.aop.api.request.AlipayTradePrecreateRequest import AlipayTradePrecreateRequest  # noqa: E402
 from alipay.aop.api.request.AlipayTradeQueryRequest import AlipayTradeQueryRequest  # noqa: E402
 from alipay.aop.api.request.AlipayTradeRefundRequest import AlipayTradeRefundRequest  # noqa: E402
@@ -44,10 +50,14 @@ def sdk_request(method, model_cls, request_cls, fields):
     for name, value in fields.items():
         setattr(model, name, value)
     request = request_cls(biz_model=model)
-    if method == "alipay.trade.precreate":  # creates a trade: Alipay notifies its payment
+    if method in TRADE_CREATING:  # creates a trade: Alipay notifies its payment
         request.notify_url = NOTIFY_URL
     return request
 
+
+TRADE_CREATING = ("alipay.trade.precreate", "alipay.trade.create", "alipay.trade.pay")
+ORDER_FIELDS = {"out_trade_no": PRECREATE_ORDER.out_trade_no, "total_amount": "198.01", "subject": "数据恢复产品 A & B",
+                "body": "扫码", "timeout_express": "30m"}
 
 CASES = [
     ("alipay.trade.query", AlipayTradeQueryModel, AlipayTradeQueryRequest, {"out_trade_no": "ORDER_1764150000000_abc"},
@@ -68,11 +78,27 @@ CASES = [
      {"out_trade_no": PRECREATE_ORDER.out_trade_no, "total_amount": "198.01", "subject": "数据恢复产品 A & B",
       "body": "扫码", "product_code": "FACE_TO_FACE_PAYMENT", "timeout_express": "30m"},
      lambda gw: gw.trade_precreate(PRECREATE_ORDER, NOTIFY_URL, at=AT), {"qr_code": "https://qr.alipay.com/bax01"}),
+    ("alipay.trade.create", AlipayTradeCreateModel, AlipayTradeCreateRequest,
+     {**ORDER_FIELDS, "product_code": "JSAPI_PAY", "buyer_id": "2088102177846880", "op_app_id": "2021000000000099"},
+     lambda gw: gw.trade_create(PRECREATE_ORDER, NOTIFY_URL, {"buyer_id": "2088102177846880", "op_app_id": "2021000000000099"}, at=AT),
+     {"trade_no": "2026112622001400000000000002"}),
+    ("alipay.trade.create open id", AlipayTradeCreateModel, AlipayTradeCreateRequest,
+     {**ORDER_FIELDS, "product_code": "JSAPI_PAY", "buyer_open_id": "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"},
+     lambda gw: gw.trade_create(PRECREATE_ORDER, NOTIFY_URL, {"buyer_open_id": "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"}, at=AT),
+     {"trade_no": "2026112622001400000000000002"}),
+    ("alipay.trade.pay", AlipayTradePayModel, AlipayTradePayRequest,
+     {**ORDER_FIELDS, "product_code": "FACE_TO_FACE_PAYMENT", "scene": "bar_code", "auth_code": "28763443825664394",
+      "store_id": "NJ_001"},
+     lambda gw: gw.trade_pay(PRECREATE_ORDER, "28763443825664394", NOTIFY_URL, "NJ_001", at=AT),
+     {"trade_no": "2026112622001400000000000003", "total_amount": "198.01", "gmt_payment": "2026-11-26 18:30:06"}),
+    ("alipay.trade.cancel", AlipayTradeCancelModel, AlipayTradeCancelRequest, {"out_trade_no": "ORDER_1764150000000_abc"},
+     lambda gw: gw.trade_cancel("ORDER_1764150000000_abc", at=AT), {"retry_flag": "N", "action": "close"}),
 ]
 
 
 @pytest.mark.parametrize("method,model_cls,request_cls,fields,ours,answer", CASES, ids=[c[0] for c in CASES])
 def test_request_bytes_equal_the_official_sdk(monkeypatch, app_keys, alipay_keys, method, model_cls, request_cls, fields, ours, answer):
+    method = method.split(" ")[0]
     payload = {"code": "10000", "msg": "Success", "out_trade_no": fields["out_trade_no"], **answer}
     body = alipay.response_body(method, payload, alipay_keys.private_key)
 
