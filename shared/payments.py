@@ -4,22 +4,26 @@ take a notify, show a sync return.
 Ordering matters for money: the orderStr (or page request) is built and signed first (pure,
 cannot half-write), then the Order row is put conditionally; only when the put succeeded does the
 caller see it. So a DynamoDB failure never yields a signed request without its row. precreate is
-the exception that proves the rule: it creates a trade at Alipay, so its row is put first.
+the exception that proves the rule: it creates a trade at Alipay, so its row is put first. An
+order the shop's backend stored beforehand (``add_order``) is paid as stored: its row exists, so
+pay only reads it, checks it is the caller's and unpaid, and signs its amount and subject.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
-from .domain import clock, idempotency
-from . import logs, reconcile
+from .domain import clock, idempotency, money
+from . import logs, reconcile, telemetry
 from .alipay import orderstr
 from .config import Settings
 from .alipay.notify import Notify, NotifyRejected, verify_notify
-from .domain.orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder
+from .domain.orders import (
+    PAID, UNPAID, Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no,
+)
+from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder, PriceRefused, RequestRefused, StoredPurchase
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +54,25 @@ def add_order(store: OrderStore, new: NewOrder, order_num: Optional[str] = None)
     return _create_fresh(store, new, at=None)[0]
 
 
-def start_app_pay(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[datetime] = None) -> Tuple[Order, str]:
-    """Create the Order row (status 0) and return it with its signed orderStr."""
-    return _create_fresh(store, new, at, sign=lambda order: _order_str(cfg, order, at))
+PayRequest = Union[NewOrder, StoredPurchase]  # a new order's fields, or an order stored beforehand
+
+
+def start_app_pay(store: OrderStore, cfg: Settings, new: PayRequest, at: Optional[datetime] = None) -> Tuple[Order, str]:
+    """Create the Order row (status 0), or take the stored one, and return it with its signed orderStr."""
+    order, _, order_str = _issue(store, new, at, sign=lambda pay_order: orderstr.app_pay(order=pay_order, **_signer(cfg, at)))
+    return order, order_str
 
 
 def start_pay(
-    store: OrderStore, cfg: Settings, new: NewOrder, channel: str = APP, at: Optional[datetime] = None
+    store: OrderStore, cfg: Settings, new: PayRequest, channel: str = APP, at: Optional[datetime] = None
 ) -> Tuple[Order, Dict[str, str]]:
-    """Create the Order row (status 0) and return it with what the channel's client needs.
+    """Create the Order row (status 0) — or take the unpaid one the shop stored — and return it
+    with what the channel's client needs.
 
     app: ``{orderStr}`` for Alipay's mobile SDK; page / wap: ``{payUrl, payForm}``, the same
     signed request as a GET URL to redirect to and as a self-submitting HTML form; precreate:
-    ``{qrCode}`` from Alipay's gateway.
+    ``{qrCode}`` from Alipay's gateway. Every channel goes through ``_issue``, so each one pays
+    stored orders too.
     """
     if channel == APP:
         order, order_str = start_app_pay(store, cfg, new, at)
@@ -70,13 +80,13 @@ def start_pay(
     if channel == PRECREATE:
         return start_precreate(store, cfg, new, at)
     build = {PAGE: orderstr.page_pay, WAP: orderstr.wap_pay}[channel]
-    order, page = _create_fresh(store, new, at, sign=lambda order: build(
-        order=_pay_order(order), return_url=cfg.return_url, gateway=cfg.gateway_url, **_signer(cfg, at)
+    order, _, page = _issue(store, new, at, sign=lambda pay_order: build(
+        order=pay_order, return_url=cfg.return_url, gateway=cfg.gateway_url, **_signer(cfg, at)
     ))
     return order, {"payUrl": page.url, "payForm": page.form}
 
 
-def start_precreate(store: OrderStore, cfg: Settings, new: NewOrder, at: Optional[datetime] = None) -> Tuple[Order, Dict[str, str]]:
+def start_precreate(store: OrderStore, cfg: Settings, new: PayRequest, at: Optional[datetime] = None) -> Tuple[Order, Dict[str, str]]:
     """Create the Order row, then the trade at Alipay (``alipay.trade.precreate``) for its QR code.
 
     Here the row must come first: precreate makes a trade at Alipay, and a trade whose row is
@@ -86,10 +96,11 @@ def start_precreate(store: OrderStore, cfg: Settings, new: NewOrder, at: Optiona
     from .alipay.gateway import AlipayError, AlipayGateway, GatewayError  # noqa: PLC0415 - only QR pay calls Alipay
 
     cfg.require("alipay_public_key", "gateway_url")  # before the write: bad config writes nothing
-    order = _create_fresh(store, new, at)[0]
+    order, pay_order, _ = _issue(store, new, at)
     try:
-        answer = AlipayGateway.from_settings(cfg).trade_precreate(_pay_order(order), cfg.notify_url, at)
+        answer = AlipayGateway.from_settings(cfg).trade_precreate(pay_order, cfg.notify_url, at)
     except GatewayError as exc:
+        telemetry.note(reason=telemetry.ALIPAY_REFUSED)
         raise PaymentNotCreated(str(exc), exc.sub_code if isinstance(exc, AlipayError) else None) from exc
     return order, {"qrCode": answer.qr_code}
 
@@ -103,8 +114,22 @@ class PaymentNotCreated(Exception):
         self.sub_code = sub_code
 
 
-def _pay_order(order: Order) -> orderstr.PayOrder:
-    return orderstr.PayOrder(order.order_num, order.total_cents, order.order_name, order.body)
+class UnknownOrder(RequestRefused):
+    """No stored order by that number for this caller (another user's order answers the same)."""
+
+    status = 404
+    reason = "unknown_order"
+
+
+class OrderNotPayable(RequestRefused):
+    """The stored order is paid, closed or past its payment window: a new orderStr would be wrong."""
+
+    status = 409
+    reason = "not_payable"
+
+
+def _pay_order(order: Order, timeout_express: str = orderstr.DEFAULT_TIMEOUT_EXPRESS) -> orderstr.PayOrder:
+    return orderstr.PayOrder(order.order_num, order.total_cents, order.order_name, order.body, timeout_express)
 
 
 def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
@@ -113,6 +138,43 @@ def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
         "app_id": cfg.app_id, "private_key": cfg.app_private_key, "notify_url": cfg.notify_url,
         "cert_sn": cfg.cert_sn, "at": at,
     }
+
+
+def _issue(
+    store: OrderStore, request: PayRequest, at: Optional[datetime], sign: Optional[Callable[[orderstr.PayOrder], Any]] = None
+) -> Tuple[Order, orderstr.PayOrder, Any]:
+    """The core every channel shares: the order (a new row, or the stored unpaid one), what
+    Alipay is asked to pay for it, and ``sign``'s result. A new row is written after signing;
+    a stored one exists already, so either way no signed request is ever without its row."""
+    if isinstance(request, StoredPurchase):
+        order, pay_order = _stored_unpaid(store, request)
+        return order, pay_order, sign(pay_order) if sign else None
+    return _create_fresh(store, request, at, sign)
+
+
+def _stored_unpaid(store: OrderStore, request: StoredPurchase) -> Tuple[Order, orderstr.PayOrder]:
+    """The stored order ``request`` names, if it is the caller's and can still be paid.
+
+    Its trade may not outlive the order's payment window (``RECONCILE_CLOSE_AFTER_SECONDS`` after
+    ``orderDate``, when reconcile closes it), so ``timeout_express`` is what is left of it.
+    """
+    order = store.get(request.out_trade_no)
+    if order is None or (request.user_id is not None and order.user_id != request.user_id):
+        raise UnknownOrder(f"no order {request.out_trade_no}")
+    if order.status == PAID:
+        raise OrderNotPayable(f"order {order.order_num} is already paid")
+    if order.status != UNPAID:
+        raise OrderNotPayable(f"order {order.order_num} is closed; create a new order")
+    if request.total_cents is not None and request.total_cents != order.total_cents:
+        raise PriceRefused(
+            f"total_amount {money.cents_to_yuan(request.total_cents)} differs from order {order.order_num} "
+            f"({money.cents_to_yuan(order.total_cents)}); refresh the order and retry"
+        )
+    deadline = datetime.fromisoformat(order.order_date) + reconcile.Policy.from_env().close_after
+    minutes = int((deadline - clock.now()).total_seconds() // 60)
+    if minutes < 1:
+        raise OrderNotPayable(f"order {order.order_num} is past its payment window; create a new order")
+    return order, _pay_order(order, f"{minutes}m")
 
 
 @dataclass(frozen=True)
@@ -148,31 +210,39 @@ def pay(
         result, replayed = operation(), False
     else:
         outcome = idempotency.run_once(
-            keys, scope="pay", caller=new.user_id, key=key, request={**asdict(new), "channel": channel},
+            keys, scope="pay", caller=new.user_id or "", key=key, request={**asdict(new), "channel": channel},
             operation=operation, ttl=cfg.idempotency_ttl,
         )
         result, replayed = dict(outcome.result), outcome.replayed
     order_num = result.pop("orderNum")
     logs.bind(order_num=order_num)
+    telemetry.note(order_num=order_num, channel=channel)
     log.info("payment issued (channel %s)%s", channel, " (replayed for its Idempotency-Key)" if replayed else "")
     return Payment(order_num, result, replayed)
 
 
-def _order_str(cfg: Settings, order: Order, at: Optional[datetime]) -> str:
-    return orderstr.app_pay(order=_pay_order(order), **_signer(cfg, at))
-
-
-def _create_fresh(store: OrderStore, new: NewOrder, at: Optional[datetime], sign=None) -> Tuple[Order, Any]:
+def _create_fresh(
+    store: OrderStore, new: NewOrder, at: Optional[datetime], sign: Optional[Callable[[orderstr.PayOrder], Any]] = None
+) -> Tuple[Order, orderstr.PayOrder, Any]:
     for _ in range(CREATE_ATTEMPTS):
         order = _order(new, new_out_trade_no(at))
-        signed = sign(order) if sign else ""  # before the write: nothing to undo if it fails
+        pay_order = _pay_order(order)
+        signed = sign(pay_order) if sign else None  # before the write: nothing to undo if it fails
         try:
             store.create(order)
         except OrderExists:
             log.warning("out_trade_no collision on %s; drawing another", order.order_num)
             continue
-        return order, signed
+        return order, pay_order, signed
     raise RuntimeError(f"no free out_trade_no after {CREATE_ATTEMPTS} attempts")
+
+
+# The metric's words for the state machine's outcomes. KEPT (WAIT_BUYER_PAY, a close after payment)
+# is acknowledged without a change, as a duplicate is.
+_NOTIFY_OUTCOME = {
+    Outcome.APPLIED: telemetry.APPLIED, Outcome.ALREADY: telemetry.DUPLICATE, Outcome.KEPT: telemetry.DUPLICATE,
+    Outcome.MISMATCH: telemetry.AMOUNT_MISMATCH, Outcome.NOT_FOUND: telemetry.UNKNOWN_ORDER,
+}
 
 
 @dataclass(frozen=True)
@@ -193,16 +263,20 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
             alipay_cert_sn=cfg.alipay_cert_sn,
         )
     except NotifyRejected as exc:
+        telemetry.note(outcome=exc.kind)
         return NotifyResult("fail", f"rejected: {exc.reason}")
     logs.bind(order_num=notify.out_trade_no, trade_status=notify.trade_status)
+    telemetry.note(order_num=notify.out_trade_no)
     try:
         paid_at = clock.parse_alipay_time(notify.gmt_payment) if notify.gmt_payment else None
         transition = apply_trade_status(
             store, notify.out_trade_no, notify.trade_status, notify.total_cents, notify.trade_no, paid_at
         )
     except ValueError as exc:  # unknown trade_status or malformed gmt_payment: not acknowledged
+        telemetry.note(outcome=telemetry.MALFORMED)
         return NotifyResult("fail", f"rejected: {exc}", notify)
     outcome = transition.outcome
+    telemetry.note(outcome=_NOTIFY_OUTCOME[outcome])
     if outcome is Outcome.MISMATCH:
         log.error("notify amount differs from order %s: refusing", notify.out_trade_no)
     answer = "success" if outcome.handled else "fail"

@@ -21,7 +21,7 @@ RUNTIME = SPEC["provider"]["runtime"]  # python3.12
 PY_TAG = "cp" + RUNTIME.removeprefix("python").replace(".", "")  # cp312
 LAYER_ZIP = "runtimeDeps.zip"
 TABLE_ACTIONS = {
-    "pay": ["dynamodb:PutItem"],
+    "pay": ["dynamodb:GetItem", "dynamodb:PutItem"],  # GetItem: paying an order stored beforehand
     "pay_notify": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "order_status": ["dynamodb:GetItem"],
     "add_order": ["dynamodb:PutItem"],
@@ -37,7 +37,7 @@ def packaged(tmp_path_factory):
     if not (ROOT / "node_modules" / ".bin" / "serverless").exists():
         pytest.skip("node_modules not installed (make test installs it with npm ci)")
     out = tmp_path_factory.mktemp("package")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in ("PRICE_SOURCE", "PRODUCT_CATALOG")}
     # No credentials at all: packaging must not need AWS.
     env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull, SLS_TELEMETRY_DISABLED="1")
     result = subprocess.run(
@@ -169,6 +169,15 @@ def test_keys_are_read_from_ssm_at_run_time_and_settings_resolved_by_cloudformat
     assert env["pay"]["ALIPAY_NOTIFY_URL"] == "{{resolve:ssm:/alipay-app-pay/ci/notify-url}}"
     assert not [v for e in env.values() for k, v in e.items() if k in ("ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY")]
     assert "${ssm:" not in (ROOT / "serverless.yml").read_text(encoding="utf-8")
+
+
+def test_pay_takes_its_prices_from_the_server_unless_the_deployer_opts_out(template):
+    """The deployed default is PRICE_SOURCE=catalog (a client's price only by an explicit opt-in),
+    and with no catalog exported pay answers 500 rather than signing the client's price."""
+    (pay,) = [r for r in template.values() if r["Type"] == "AWS::Lambda::Function"
+              and r["Properties"]["FunctionName"].endswith("-pay")]
+    variables = pay["Properties"]["Environment"]["Variables"]
+    assert variables["PRICE_SOURCE"] == "catalog" and variables["PRODUCT_CATALOG"] == ""
 
 
 def test_the_order_table_keeps_point_in_time_recovery(template):
