@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# Each target installs only what it needs (requirements-*.txt say why): the local stack's stamp,
+# then the test tools and the official SDK (a 440 MB test oracle) for test and bench only.
+LOCAL_STAMP := $(VENV)/.installed-local
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 EVENT  ?= {}
@@ -11,8 +14,14 @@ FZLEE  := .venv-fzlee
 
 .PHONY: run demo reconcile invoke test package bench clean fzlee
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
+
+$(LOCAL_STAMP): requirements.txt requirements-local.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	touch $(LOCAL_STAMP)
+
+$(STAMP): $(LOCAL_STAMP) requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -30,27 +39,28 @@ $(FZLEE)/.installed: requirements-fzlee.txt
 fzlee: $(FZLEE)/.installed
 
 # The whole backend on 127.0.0.1:$(PORT) (default 3000): routes, moto DynamoDB, Alipay emulator.
-run: $(STAMP)
+run: $(LOCAL_STAMP)
 	$(PY) -m local.run
 
 # The curl walk-through, run against a stack started with `make run` (same PORT).
-demo: $(STAMP)
-	$(PY) -m local.demo
+demo: $(LOCAL_STAMP)
+	@$(PY) -m local.demo
 
 # One reconciliation pass now, in the stack started with `make run` (same PORT).
-reconcile: $(STAMP)
-	$(PY) -m local.invoke reconcile
+reconcile: $(LOCAL_STAMP)
+	@$(PY) -m local.invoke reconcile
 
 # Any function of serverless.yml, directly: make invoke FUNCTION=refund EVENT='{"outTradeNo": ...}'
-invoke: $(STAMP)
-	$(PY) -m local.invoke $(FUNCTION) '$(EVENT)'
+invoke: $(LOCAL_STAMP)
+	@$(PY) -m local.invoke '$(FUNCTION)' '$(EVENT)'
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 # Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the
-# CloudFormation template land in .serverless/. No AWS account or credentials needed.
-package: $(STAMP) $(NODE_STAMP)
+# CloudFormation template land in .serverless/. No AWS account or credentials needed; the layer
+# is fetched by the venv's own pip, so the venv needs nothing installed.
+package: $(NODE_STAMP) | $(PY)
 	npx serverless package
 
 # Speed and size next to their limits and references, measured in one run (bench/run.py).

@@ -89,7 +89,15 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("--url", default=f"http://{HOST}:{os.environ.get('PORT') or DEFAULT_PORT}")
     parser.add_argument("--outcome", default="success", choices=("success", "closed"))
     args = parser.parse_args(argv)
-    walk_through(args.url.rstrip("/"), args.outcome)
+    base = args.url.rstrip("/")
+    try:
+        call("GET", f"{base}/health")  # is anyone there, before step 1 is printed
+        walk_through(base, args.outcome)
+    except (urllib.error.URLError, OSError) as exc:  # HTTPError is answered inside call()
+        raise SystemExit(
+            f"no local stack at {base} ({getattr(exc, 'reason', exc)}); start it with `make run` "
+            "(same PORT) in another terminal, then `make demo` again"
+        ) from None
     print("\nDone: the order's status came from Alipay's notify, not from the app.")
 
 

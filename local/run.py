@@ -40,11 +40,13 @@ DEMO_CATALOG = Path(__file__).with_name("catalog.json")  # PROD_DEMO (0.01), PRO
 def local_env(port: int) -> Dict[str, str]:
     """The variables the handlers read, pointed at this machine."""
     base = f"http://{HOST}:{port}"
+    # Prices as deployed: the catalog (the demo one unless PRODUCT_CATALOG names another);
+    # PRICE_SOURCE=client (or orders) from the environment for scripted clients.
+    source = os.environ.get("PRICE_SOURCE", "").strip() or "catalog"
+    catalog = os.environ.get("PRODUCT_CATALOG", "").strip() or (str(DEMO_CATALOG) if source == "catalog" else "")
     return {
-        # Prices as deployed: the catalog (the demo one unless PRODUCT_CATALOG names another);
-        # PRICE_SOURCE=client (or orders) from the environment for scripted clients.
-        "PRICE_SOURCE": os.environ.get("PRICE_SOURCE", "").strip() or "catalog",
-        "PRODUCT_CATALOG": os.environ.get("PRODUCT_CATALOG", "").strip() or str(DEMO_CATALOG),
+        "PRICE_SOURCE": source,
+        "PRODUCT_CATALOG": catalog,
         "ALIPAY_APP_ID": APP_ID,
         "ALIPAY_SELLER_ID": SELLER_ID,
         "ALIPAY_NOTIFY_URL": f"{base}/pay/notify",

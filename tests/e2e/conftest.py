@@ -28,8 +28,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stack_env(port: int, local_dir: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ALIPAY_"))}
+def stack_env(port: int, local_dir: Path, **extra: str) -> dict:
+    """The stack's environment: this one without AWS, Alipay or price settings (a developer's
+    exported PRICE_SOURCE must not change what the tests see), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "ALIPAY_")) and k not in ("PRICE_SOURCE", "PRODUCT_CATALOG")}
+    env.update(extra)
     env.update(PORT=str(port), LOCAL_DIR=str(local_dir), SANDBOX_TIME_SCALE=TIME_SCALE, PYTHONUNBUFFERED="1")
     return env
 
@@ -58,10 +62,10 @@ class RunningStack:
                 self.process.wait()
 
 
-def start(command: List[str], port: int, local_dir: Path, log: Path) -> RunningStack:
+def start(command: List[str], port: int, local_dir: Path, log: Path, **extra_env: str) -> RunningStack:
     handle = log.open("wb")
     process = subprocess.Popen(
-        command, cwd=ROOT, env=stack_env(port, local_dir), stdout=handle, stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env=stack_env(port, local_dir, **extra_env), stdout=handle, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
     stack = RunningStack(process, f"http://127.0.0.1:{port}", log)

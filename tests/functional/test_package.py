@@ -92,6 +92,14 @@ def test_each_function_ships_its_own_code_and_all_it_imports(packaged, name):
     assert archive.stat().st_size < 100 * 1024
 
 
+def test_the_readmes_zip_size_is_the_packaged_one(packaged):
+    """README's "Deploy" states the function zips' size; it must stay true as shared/ grows."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stated = int(re.search(r"each function zip holds its handler and `shared/` only \(about (\d+) KB", readme).group(1))
+    largest = max((packaged / f"{name}.zip").stat().st_size for name in FUNCTIONS) / 1024
+    assert abs(largest - stated) <= 0.1 * stated, f"README says about {stated} KB; the largest zip is {largest:.1f} KB"
+
+
 def elf_machine(data: bytes):
     """(class, machine) of an ELF file: (2, 62) is ELF64 x86-64."""
     assert data[:4] == b"\x7fELF", "not an ELF file"
