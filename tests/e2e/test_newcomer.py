@@ -3,6 +3,7 @@ clear line (no traceback), and `make run`'s prices: the demo catalog, stored ord
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,11 @@ def test_price_source_client_from_the_environment_is_honoured_and_announced(loca
         assert wait_until(lambda: stack.log_lines("Prices: the client's total_amount"), bool, 10)  # the banner follows /health
     finally:
         stack.stop()
+
+
+def test_the_banners_curl_walk_through_buys_from_the_demo_catalog(stack):
+    """The purchase `make run` prints for curl is one its own catalog sells (at the price it sends)."""
+    banner = wait_until(lambda: stack.log.read_text(encoding="utf-8"), lambda text: "Walk-through" in text, 10)
+    (payload,) = re.findall(r"-d '(\{.*?\})'", banner)
+    status, reply = http("POST", f"{stack.url}/pay", payload.encode(), "application/json")
+    assert status == 200, reply
