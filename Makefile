@@ -12,7 +12,7 @@ EVENT  ?= {}
 
 FZLEE  := .venv-fzlee
 
-.PHONY: run demo reconcile invoke test package bench clean fzlee
+.PHONY: run demo reconcile invoke test package deploy remove bench clean fzlee
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,17 @@ test: $(STAMP) $(NODE_STAMP)
 # is fetched by the venv's own pip, so the venv needs nothing installed.
 package: $(NODE_STAMP) | $(PY)
 	npx serverless package
+
+# Deploy a stage to AWS (README, "Deploy"): make deploy STAGE=prod REGION=ap-southeast-1. The
+# deployer's environment tunes it (LAMBDA_ARCH, API_THROTTLE_*, JWT_*, PUBLIC_BASE_URL, ALARM_*).
+deploy: $(STAMP) $(NODE_STAMP)
+	@test -n "$(STAGE)" -a -n "$(REGION)" || { echo "make deploy needs STAGE and REGION, e.g. make deploy STAGE=prod REGION=ap-southeast-1 (README, \"Deploy\")"; exit 2; }
+	npx serverless deploy --stage $(STAGE) --region $(REGION)
+
+# Remove a stage's stack; the Order table is retained (README, "Deploy": removing it on purpose).
+remove: $(NODE_STAMP)
+	@test -n "$(STAGE)" -a -n "$(REGION)" || { echo "make remove needs STAGE and REGION, e.g. make remove STAGE=prod REGION=ap-southeast-1"; exit 2; }
+	npx serverless remove --stage $(STAGE) --region $(REGION)
 
 # Speed and size next to their limits and references, measured in one run (bench/run.py).
 bench: $(STAMP) $(NODE_STAMP)
