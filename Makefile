@@ -65,7 +65,7 @@ package: $(NODE_STAMP) | $(PY)
 
 # Deploy a stage to AWS (README, "Deploy"): make deploy STAGE=prod REGION=ap-southeast-1. The
 # deployer's environment tunes it (LAMBDA_ARCH, API_THROTTLE_*, JWT_*, PUBLIC_BASE_URL, ALARM_*).
-deploy: $(STAMP) $(NODE_STAMP)
+deploy: $(NODE_STAMP) | $(PY)
 	@test -n "$(STAGE)" -a -n "$(REGION)" || { echo "make deploy needs STAGE and REGION, e.g. make deploy STAGE=prod REGION=ap-southeast-1 (README, \"Deploy\")"; exit 2; }
 	npx serverless deploy --stage $(STAGE) --region $(REGION)
 

@@ -63,6 +63,7 @@ def test_the_local_stacks_requirements_hold_neither_the_sdk_nor_the_test_tools()
     ("reconcile", ["requirements-local.txt"]),
     ("invoke", ["requirements-local.txt"]),
     ("package", []),
+    ("deploy", []),
     ("test", ["requirements-local.txt", "requirements-dev.txt"]),
     ("bench", ["requirements-local.txt", "requirements-dev.txt"]),
 ])
