@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from .domain import clock, idempotency, money
 from . import logs, reconcile, telemetry
 from .alipay import orderstr
 from .config import Settings
-from .alipay.notify import Notify, NotifyRejected, verify_notify
+from .alipay.notify import Notify, NotifyRejected, amount_cents, verify_notify
 from .domain.orders import (
-    PAID, UNPAID, Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no,
+    CLOSED, PAID, UNPAID, AlipayRefund, Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status,
+    new_out_trade_no,
 )
 from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder, PriceRefused, RequestRefused, StoredPurchase
 
@@ -177,6 +178,14 @@ def _stored_unpaid(store: OrderStore, request: StoredPurchase) -> Tuple[Order, o
     return order, _pay_order(order, f"{minutes}m")
 
 
+class ReplayedOrderClosed(RequestRefused):
+    """An ``Idempotency-Key`` retry whose order was closed since: its orderStr can no longer be
+    paid, and the key stands for that one order, so a new purchase needs a new key."""
+
+    status = 409
+    reason = "not_payable"
+
+
 @dataclass(frozen=True)
 class Payment:
     """pay's answer: the order's number and what its channel's client needs (``replayed`` for a retry)."""
@@ -215,10 +224,25 @@ def pay(
         )
         result, replayed = dict(outcome.result), outcome.replayed
     order_num = result.pop("orderNum")
+    if replayed:
+        _check_replayable(store, order_num)
     logs.bind(order_num=order_num)
     telemetry.note(order_num=order_num, channel=channel)
     log.info("payment issued (channel %s)%s", channel, " (replayed for its Idempotency-Key)" if replayed else "")
     return Payment(order_num, result, replayed)
+
+
+def _check_replayable(store: OrderStore, order_num: str) -> None:
+    """A replay hands out the stored orderStr only while its order can still be paid: a closed
+    order's (reconcile closes unpaid orders after their timeout, well within the key's hour) is a
+    409, never a fresh order — one key stands for at most one order, or a buyer could pay both."""
+    order = store.get(order_num)
+    if order is not None and order.status == CLOSED:
+        logs.bind(order_num=order_num)
+        raise ReplayedOrderClosed(
+            f"order {order_num} is closed and can no longer be paid; "
+            f"a new purchase needs a new {idempotency.HEADER}"
+        )
 
 
 def _create_fresh(
@@ -270,10 +294,11 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
     try:
         paid_at = clock.parse_alipay_time(notify.gmt_payment) if notify.gmt_payment else None
         transition = apply_trade_status(
-            store, notify.out_trade_no, notify.trade_status, notify.total_cents, notify.trade_no, paid_at
+            store, notify.out_trade_no, notify.trade_status, notify.total_cents, notify.trade_no, paid_at,
+            refund=notify_refund(notify.params),
         )
-    except ValueError as exc:  # unknown trade_status or malformed gmt_payment: not acknowledged
-        telemetry.note(outcome=telemetry.MALFORMED)
+    except (ValueError, NotifyRejected) as exc:  # unknown trade_status, malformed time or refund_fee: not acknowledged
+        telemetry.note(outcome=exc.kind if isinstance(exc, NotifyRejected) else telemetry.MALFORMED)
         return NotifyResult("fail", f"rejected: {exc}", notify)
     outcome = transition.outcome
     telemetry.note(outcome=_NOTIFY_OUTCOME[outcome])
@@ -281,6 +306,20 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
         log.error("notify amount differs from order %s: refusing", notify.out_trade_no)
     answer = "success" if outcome.handled else "fail"
     return NotifyResult(answer, f"{notify.trade_status}: {outcome.value}", notify, transition)
+
+
+def notify_refund(params: Mapping[str, str]) -> Optional[AlipayRefund]:
+    """The refund a notify reports (``refund_fee``: the trade's refunded total, ``out_biz_no``,
+    ``gmt_refund`` as ``yyyy-MM-dd HH:mm:ss[.SSS]``), or None when it reports none."""
+    fee = params.get("refund_fee")
+    if not fee:
+        return None
+    if fee in ("0", "0.0", "0.00"):  # nothing refunded yet
+        return None
+    cents = amount_cents(fee)
+    gmt_refund = params.get("gmt_refund") or ""
+    refunded_at = clock.iso(clock.parse_alipay_time(gmt_refund[:19])) if gmt_refund else clock.iso()
+    return AlipayRefund(cents, params.get("out_biz_no") or None, refunded_at)
 
 
 def take_return(store: OrderStore, cfg: Settings, query: bytes) -> Optional[Order]:

@@ -87,7 +87,7 @@ def test_an_order_stored_with_make_invoke_is_paid_by_its_out_trade_no(stack, loc
 
 
 def test_price_source_client_from_the_environment_is_honoured_and_announced(local_dir, tmp_path):
-    stack = start([sys.executable, "-m", "local.run"], free_port(), local_dir, tmp_path / "client.log", PRICE_SOURCE="client")
+    stack = start([sys.executable, "-m", "local.run"], free_port(), local_dir, tmp_path / "client.log", env={"PRICE_SOURCE": "client"})
     try:
         status, reply = http("POST", f"{stack.url}/pay", json.dumps({**PURCHASE, "productId": "ANY", "total_amount": "3.21"}).encode(),
                              "application/json")
