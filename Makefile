@@ -46,9 +46,10 @@ run: $(LOCAL_STAMP)
 demo: $(LOCAL_STAMP)
 	@$(PY) -m local.demo
 
-# One reconciliation pass now, in the stack started with `make run` (same PORT).
+# One reconciliation pass now over every shard, in the stack started with `make run` (same PORT),
+# and its report (`make invoke FUNCTION=reconcile` runs the scheduled fan-out instead).
 reconcile: $(LOCAL_STAMP)
-	@$(PY) -m local.invoke reconcile
+	@$(PY) -m local.invoke reconcile_worker
 
 # Any function of serverless.yml, directly: make invoke FUNCTION=refund EVENT='{"outTradeNo": ...}'
 invoke: $(LOCAL_STAMP)

@@ -63,7 +63,7 @@ def parse(function: str, event_text: str) -> object:
 
 def hint(function: str, result: object) -> str:
     """What a newcomer needs to know about a result, or ""."""
-    if function == "reconcile" and isinstance(result, dict) and result.get("examined") == 0:
+    if function in ("reconcile", "reconcile_worker") and isinstance(result, dict) and result.get("examined") == 0:
         seconds = os.environ.get("RECONCILE_MIN_AGE_SECONDS") or DEFAULT_MIN_AGE_SECONDS
         return (f"examined 0: no order is due yet. A new order waits RECONCILE_MIN_AGE_SECONDS ({seconds} s "
                 "unless the stack was started with another value) before reconcile first looks at it, so that "

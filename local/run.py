@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 from shared import config
 from shared.environment import ConfigError
@@ -35,6 +35,7 @@ SELLER_ID = "2088000000000001"
 ORDER_TABLE = "alipay-app-pay-local-Order"
 IDEMPOTENCY_TABLE = "alipay-app-pay-local-Idempotency"
 DEMO_CATALOG = Path(__file__).with_name("catalog.json")  # PROD_DEMO (0.01), PROD_1 (198.01), PROD_2 (5.00)
+LATENCY = "SANDBOX_GATEWAY_LATENCY_MS"
 EVENT_BUS = "alipay-app-pay-local-orders"
 EVENT_SOURCE = "alipay-app-pay"
 
@@ -61,7 +62,22 @@ def local_env(port: int) -> Dict[str, str]:
         "AWS_DEFAULT_REGION": "ap-east-1",
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
+        # reconcile's fan-out: boto3's Lambda Invoke reaches this server (local/lambda_api.py)
+        "AWS_ENDPOINT_URL_LAMBDA": base,
+        "RECONCILE_WORKER_FUNCTION": "alipay-app-pay-local-reconcile_worker",
     }
+
+
+def gateway_latency(environ: Mapping[str, str]) -> float:
+    """``SANDBOX_GATEWAY_LATENCY_MS`` (e.g. 100, as from AWS to Alipay) in seconds; 0 by default."""
+    text = environ.get(LATENCY, "").strip() or "0"
+    try:
+        value = float(text)
+    except ValueError:
+        raise SystemExit(f"{LATENCY} must be a number of milliseconds, not {text[:32]!r}") from None
+    if not 0 <= value <= 60_000:
+        raise SystemExit(f"{LATENCY} must be between 0 and 60000 milliseconds")
+    return value / 1000
 
 
 class LocalStack:
@@ -73,6 +89,7 @@ class LocalStack:
         self.cert_mode = cert_mode  # public-key-certificate mode for the app and the emulator
         self.server = None
         self._mock = None
+        self._unlock: Callable[[], None] = lambda: None
         self._thread: Optional[threading.Thread] = None
         self.schedules: list = []
         self.pipelines: list = []
@@ -104,6 +121,9 @@ class LocalStack:
         repository.reset()
         self._mock = mock_aws()
         self._mock.start()
+        from local.moto_lock import serialise_requests
+
+        self._unlock = serialise_requests()  # DynamoDB's per-request atomicity, for the handlers' threads
         schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
         schema.create_order_table(repository.dynamodb_client(), IDEMPOTENCY_TABLE, "IdempotencyTable")
         self.server.routes = http_routes()
@@ -112,6 +132,7 @@ class LocalStack:
         self.server.sandbox = Sandbox(
             app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,
             notifier=Notifier(Ledger(), self.time_scale), certs=certificates,
+            gateway_latency=gateway_latency(os.environ),
         )
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-server", daemon=True)
         self._thread.start()
@@ -161,6 +182,7 @@ class LocalStack:
             self.server.server_close()
         if self._mock is not None:
             self._mock.stop()
+            self._unlock()
         repository.reset()
         config.reset()
 
@@ -191,6 +213,7 @@ alipay-app-pay, local stack on {url}
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}
   Prices: {prices}
+  Gateway latency: {stack.server.sandbox.gateway_latency * 1000:g} ms per call (SANDBOX_GATEWAY_LATENCY_MS)
   Signing: {"certificate mode, files in " + str(keys.local_dir() / "certs") if stack.cert_mode else "public-key mode"}
   Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier pays
     and returns to /pay/return) or "precreate" (then POST {url}/sandbox/scan?out_trade_no=...)

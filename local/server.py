@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from local import console, events, schema
+from local import console, events, lambda_api, schema
 from local.faults import FaultSwitch
 from local.sandbox import OUTCOMES, AnswerLost, Sandbox, scan
 
@@ -137,6 +137,7 @@ class LocalServer(ThreadingHTTPServer):
     """The HTTP server; holds the routes and the emulator the request handler uses."""
 
     daemon_threads = True
+    request_queue_size = 256  # listen backlog: reconcile's fan-out opens 64 gateway calls at once (default 5)
 
     def __init__(self, address: Tuple[str, int], routes: List[Route], sandbox: Sandbox, faults: Optional[FaultSwitch] = None) -> None:
         super().__init__(address, RequestHandler)
@@ -144,6 +145,13 @@ class LocalServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         self.faults = faults
         self.order_events = None  # local.order_events.LocalEventBus, once the stack runs
+        self._functions: Optional[Dict[str, "Function"]] = None
+
+    def functions(self) -> Dict[str, "Function"]:
+        """serverless.yml's functions, read once (a fan-out invokes eight at a time)."""
+        if self._functions is None:
+            self._functions = functions()
+        return self._functions
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -182,6 +190,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(200, {"events": self.server.order_events.listed(wanted)})
         if url.path.startswith(INVOKE) and self.command == "POST":
             return self._invoke_directly(url.path[len(INVOKE):], body)
+        invocation = lambda_api.PATH.fullmatch(url.path)
+        if invocation and self.command == "POST":  # Lambda's Invoke API, for boto3 (reconcile's fan-out)
+            status, headers, data = lambda_api.invoke(self.server.functions(), invocation.group(1),
+                                                      self.headers.get("X-Amz-Invocation-Type"), body)
+            return self._send(status, "application/json", data, headers)
         for route in self.server.routes:
             params = route.match(self.command, url.path)
             if params is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .aws.repository import DYNAMODB, SECRETS
+from .aws.repository import DYNAMODB, LAMBDA, SECRETS
 
 NOTIFY_DEADLINE = 5.0  # Alipay must read our answer within this, or it counts the delivery failed
 NOTIFY_COMPUTE_ALLOWANCE = 0.5  # parse + RSA2 verify + logging, measured in milliseconds; generous
@@ -37,6 +37,12 @@ def reconcile_order_worst_case_seconds(gateway_timeout: Optional[float] = None) 
     """What a reconcile pass must have left to take one more order: ``alipay.trade.query`` and
     ``alipay.trade.close``, and two conditional writes (a refused transition, then the reschedule)."""
     return 2 * (_gateway_timeout() if gateway_timeout is None else gateway_timeout) + 2 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
+
+
+def reconcile_dispatch_worst_case_seconds(shards: int) -> float:
+    """The scheduled reconcile's whole run: a one-item Query per shard (how late the oldest look
+    is), then one asynchronous Invoke per shard (Lambda only queues the event). No keys, no gateway."""
+    return shards * (DYNAMODB.worst_case_seconds() + LAMBDA.worst_case_seconds()) + NOTIFY_COMPUTE_ALLOWANCE
 
 
 def refund_settle_order_worst_case_seconds(gateway_timeout: Optional[float] = None) -> float:

@@ -7,7 +7,7 @@ by the fixture's Alipay key, so the client's whole parsing path runs; only the s
 from __future__ import annotations
 
 import json
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 from urllib.parse import parse_qsl
 
 from local import alipay
@@ -30,6 +30,7 @@ class EmulatedAlipay:
         self.fail_next: Optional[Exception] = None  # raise this instead of answering (once)
         self.answer_next: Optional[dict] = None  # answer this signed payload instead (once)
         self.after: Optional[Callable[[str, dict], None]] = None  # runs after the emulator answered
+        self.answer_for: Dict[str, dict] = {}  # out_trade_no -> a signed payload answered for it (every time)
 
     def gateway(self) -> AlipayGateway:
         return AlipayGateway(app_id=APP_ID, private_key=self.app_keys.private_key,
@@ -45,6 +46,8 @@ class EmulatedAlipay:
         if self.answer_next is not None:
             payload, self.answer_next = self.answer_next, None
             return alipay.response_body(method, payload, self.alipay_keys.private_key)
+        if biz.get("out_trade_no") in self.answer_for:
+            return alipay.response_body(method, self.answer_for[biz["out_trade_no"]], self.alipay_keys.private_key)
         try:
             status, _, answer = self.sandbox.gateway(query.encode("ascii"), body)
         except AnswerLost as exc:  # applied at "Alipay", the answer lost on the way back

@@ -1,21 +1,29 @@
-"""reconcile — scheduled (EventBridge) or invoked directly: converge the orders due for a look to
-Alipay's truth. The event is not read: each pass takes the orders whose ``reconcileAt`` has come.
-Failures raise, so the invocation counts as failed in CloudWatch and the next schedule retries.
+"""reconcile — scheduled (EventBridge, every 5 minutes): how far behind reconciliation is
+(``ReconcileOldestDueAge``), then one asynchronous ``reconcile_worker`` invocation per shard with
+orders due, each a bounded pass within its own Lambda timeout. The event is not read.
+
+Without ``RECONCILE_WORKER_FUNCTION`` (a bare run outside serverless.yml) it runs the pass itself.
+A shard that could not be dispatched fails the invocation, so CloudWatch counts it and the next
+schedule retries.
 """
 import logging
+import os
 
 from shared import reconcile
 from shared.config import settings
-from shared.alipay.gateway import AlipayGateway
+from shared.aws import lambdas
 from shared.aws.repository import order_repository
 
 log = logging.getLogger(__name__)
 
 
 def handler(event, context=None):
-    cfg = settings().require("app_id", "app_private_key", "alipay_public_key", "order_table", "gateway_url")
-    policy = reconcile.Policy.from_env()
-    time_left = (lambda: context.get_remaining_time_in_millis() / 1000) if context else (lambda: float("inf"))
-    report = reconcile.run(order_repository(cfg.order_table), AlipayGateway.from_settings(cfg), policy, time_left=time_left)
-    log.info("reconcile pass: %s", report.to_dict())
-    return report.to_dict()
+    worker = os.environ.get(reconcile.WORKER_FUNCTION, "").strip()
+    if not worker:
+        return reconcile.configured_pass(reconcile.shards_of({}), reconcile.time_left_of(context)).to_dict()
+    store = order_repository(settings().require("order_table").order_table)
+    result = reconcile.dispatch(store, lambda shard_event: lambdas.invoke_async(worker, shard_event))
+    log.info("reconcile dispatch: %s", result.to_dict())
+    if result.failed:
+        raise RuntimeError(f"could not invoke {worker} for shards {result.failed}")
+    return result.to_dict()

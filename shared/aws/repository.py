@@ -42,7 +42,7 @@ class CallBudget:
     attempts: int
     connect_timeout: float
     read_timeout: float
-    max_pool_connections: int = 10
+    max_pool_connections: int = 40  # reconcile's pool of looks (at most 32) plus its index reads
 
     def backoff_bound(self, failed_attempt: int) -> float:
         return min(2.0 ** (failed_attempt - 1), MAX_BACKOFF)
@@ -69,6 +69,10 @@ DYNAMODB = CallBudget(attempts=2, connect_timeout=0.3, read_timeout=0.6)
 # Keys are read once per container and then every SECRETS_TTL_SECONDS; a failed refresh keeps the
 # cached key (shared/secrets.py), so only a cold start depends on this one unretried call.
 SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
+# An asynchronous Invoke (reconcile's fan-out) only queues the event: Lambda answers 202 at once.
+# Not retried: a retry after a lost answer queues a second pass of that shard (harmless, but
+# double the gateway calls); a failed dispatch fails the run instead, and the next schedule goes.
+LAMBDA = CallBudget(attempts=1, connect_timeout=1.0, read_timeout=3.0)
 # Order events (shared/order_events.py) run off the stream, where nobody waits on them: more
 # patience per call, and a batch that still fails is retried by Lambda's event source mapping.
 EVENTS = CallBudget(attempts=3, connect_timeout=1.0, read_timeout=3.0)
@@ -77,7 +81,7 @@ EVENTS = CallBudget(attempts=3, connect_timeout=1.0, read_timeout=3.0)
 # --- clients --------------------------------------------------------------------------------------
 
 _clients: Dict[str, Any] = {}
-BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "events": EVENTS}
+BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "events": EVENTS, "lambda": LAMBDA}
 
 
 def client(service: str):
@@ -171,10 +175,18 @@ def _order(item: Optional[Dict[str, Dict[str, str]]]) -> Optional[Order]:
 
 def _due(item: Dict[str, Dict[str, str]]) -> Due:
     """A row of the reconcile index (its projection: keys, status, orderDate, reconcileTries)."""
-    return Due(
-        order_num=item["orderNum"]["S"], reconcile_at=item["reconcileAt"]["S"], status=int(item["status"]["N"]),
-        order_date=item["orderDate"]["S"], tries=int(item.get("reconcileTries", {}).get("N", 0)),
+    return Due(  # tolerant beyond its keys: a malformed row (a backfill's) fails its own look, not the pass
+        order_num=item["orderNum"]["S"], reconcile_at=item["reconcileAt"]["S"],
+        status=_int_or(item.get("status", {}).get("N"), -1),
+        order_date=str(item.get("orderDate", {}).get("S", "")), tries=_int_or(item.get("reconcileTries", {}).get("N"), 0),
     )
+
+
+def _int_or(text: Optional[str], default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
 
 
 def _recheck_values(order_num: str, recheck: Recheck) -> Dict[str, Dict[str, str]]:
@@ -268,18 +280,28 @@ class DynamoOrderRepository:
         rows: List[Due] = []
         more = False
         for shard in range(RECONCILE_SHARDS):
-            reply = self._client.query(
-                TableName=self.table_name,
-                IndexName=RECONCILE_INDEX,
-                KeyConditionExpression="reconcileShard = :shard AND reconcileAt <= :now",
-                ExpressionAttributeValues={":shard": _to_attr(shard), ":now": _to_attr(now)},
-                ScanIndexForward=True,
-                Limit=limit,
-            )
-            rows += [_due(item) for item in reply.get("Items", [])]
-            more = more or "LastEvaluatedKey" in reply
+            page, start = self.due_page(shard, now, limit)
+            rows += page
+            more = more or start is not None
         rows.sort(key=lambda due: (due.reconcile_at, due.order_num))
         return rows[:limit], more or len(rows) > limit
+
+    def due_page(self, shard: int, now: str, limit: int, start: Optional[Dict[str, Any]] = None
+                 ) -> Tuple[List[Due], Optional[Dict[str, Any]]]:
+        """One page of shard ``shard``'s due orders, earliest first, from ``start`` (the previous
+        page's ``LastEvaluatedKey``); and where the next page starts (None: no more)."""
+        query: Dict[str, Any] = dict(
+            TableName=self.table_name,
+            IndexName=RECONCILE_INDEX,
+            KeyConditionExpression="reconcileShard = :shard AND reconcileAt <= :now",
+            ExpressionAttributeValues={":shard": _to_attr(shard), ":now": _to_attr(now)},
+            ScanIndexForward=True,
+            Limit=limit,
+        )
+        if start is not None:
+            query["ExclusiveStartKey"] = start
+        reply = self._client.query(**query)
+        return [_due(item) for item in reply.get("Items", [])], reply.get("LastEvaluatedKey")
 
     def _transition(
         self,

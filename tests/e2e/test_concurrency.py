@@ -5,17 +5,23 @@ import logging
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import List
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from functions.pay_notify.handler import handler as pay_notify
 from local import alipay
-from shared.domain.orders import PAID, Order
+from shared import reconcile
+from shared.domain import clock
+from shared.domain.orders import CLOSED, PAID, Order
 from shared.aws.repository import DynamoOrderRepository
 
 from tests.e2e.moto_server import moto_server, served_dynamodb, transitions  # noqa: F401 - fixtures
 from tests.conftest import APP_ID, notify_event
+from tests.emulated_alipay import EmulatedAlipay
 
 THREADS = 32
 
@@ -135,3 +141,79 @@ def test_500_orders_times_2_interleaved_duplicates_make_500_transitions(served_d
     items = client.scan(TableName=table, ConsistentRead=True)["Items"]
     assert len(items) == 500
     assert {int(i["status"]["N"]) for i in items} == {PAID}
+
+
+# --- reconcile: concurrent passes, buyers and notifies (issue 13 #2) -----------------------------
+
+RECONCILE_POLICY = reconcile.Policy(min_age=timedelta(minutes=5), close_after=timedelta(minutes=30), max_orders=100,
+                                    concurrency=4)
+BUYER = st.sampled_from(["pay_notified", "pay_lost", "open", "open_then_pay_lost", "nothing"])
+
+
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(buyers=st.lists(BUYER, min_size=4, max_size=10), seed=st.integers(0, 2 ** 16))
+def test_orders_paid_and_reconciled_by_concurrent_passes_never_lose_an_update(served_dynamodb, app_keys, alipay_keys,
+                                                                             buyers, seed):
+    """Buyers (paying with the notify delivered or lost, opening and never paying, paying late),
+    pay_notify and three reconcile passes at once, each pass itself four looks at a time, over
+    real HTTP to moto; then the orders' own looks until none is due. Whatever the interleaving:
+    every trade Alipay has paid is paid here (none lost), every other order ends closed here and
+    at Alipay (none left open), and no settled order is still in the index."""
+    client, table = served_dynamodb
+    store = DynamoOrderRepository(table, client)
+    fake = EmulatedAlipay(app_keys, alipay_keys)
+    created = clock.now().replace(microsecond=0) - timedelta(minutes=10)
+    numbers = [f"ORDER_RC_{seed}_{i}" for i in range(len(buyers))]
+    for order_num in numbers:
+        store.create(Order(order_num, "P1", "U1", "order", 19801, order_date=clock.iso(created),
+                           reconcile_at=clock.iso(created + RECONCILE_POLICY.min_age)))
+    ledger = fake.sandbox.ledger
+
+    def pay(order_num: str, notify: bool) -> None:
+        with ledger.transaction():  # the buyer pays only a trade still open (or creates it paid)
+            trade = fake.trade(order_num)
+            if trade is None:
+                trade = fake.add_trade(order_num, "198.01", "TRADE_SUCCESS")
+            elif trade.status == "WAIT_BUYER_PAY":
+                fake.set_status(order_num, "TRADE_SUCCESS")
+            else:
+                return  # closed by a pass meanwhile: Alipay refuses the payment
+        if notify:
+            params = alipay.notify_params(app_id=APP_ID, out_trade_no=order_num, total_amount="198.01",
+                                          trade_no=trade.trade_no)
+            assert pay_notify(notify_event(alipay.sign_notify(params, alipay_keys.private_key)))["body"] == "success"
+
+    def buyer(order_num: str, kind: str) -> None:
+        if kind.startswith("open"):
+            with ledger.transaction():
+                if fake.trade(order_num) is None:
+                    fake.add_trade(order_num, "198.01")
+        if kind.startswith("pay") or kind == "open_then_pay_lost":
+            pay(order_num, notify=kind == "pay_notified")
+
+    later = created + RECONCILE_POLICY.close_after + timedelta(minutes=5)  # past the timeout: closes race payments
+    work = [lambda n=n, k=k: buyer(n, k) for n, k in zip(numbers, buyers)]
+    work += [lambda at=at: reconcile.run(store, fake.gateway(), RECONCILE_POLICY, now=at)
+             for at in (created + timedelta(minutes=6), later, later)]
+    random.Random(seed).shuffle(work)
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        list(pool.map(lambda job: job(), work))
+
+    t = later
+    for _ in range(80):  # then the orders' own looks, as the schedule would make them, until none is due
+        due = [store.get(n).reconcile_at for n in numbers]
+        due = [datetime.fromisoformat(at) for at in due if at is not None]
+        if not due:
+            break
+        t = max(t, min(due))
+        reconcile.run(store, fake.gateway(), RECONCILE_POLICY, now=t)
+    else:
+        pytest.fail("orders still due after 80 passes")
+    for order_num, kind in zip(numbers, buyers):
+        order, trade = store.get(order_num), fake.trade(order_num)
+        assert order.reconcile_at is None, (order_num, kind)
+        if trade is not None and trade.status == "TRADE_SUCCESS":
+            assert order.status == PAID and order.trade_no == trade.trade_no, (order_num, kind)
+        else:
+            assert order.status == CLOSED and (trade is None or trade.status == "TRADE_CLOSED"), (order_num, kind)

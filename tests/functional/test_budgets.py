@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+import threading
+import time
+from dataclasses import replace
 from datetime import timedelta
 
 import boto3
@@ -128,7 +131,7 @@ def test_reconciles_reserve_prices_every_call_between_two_time_checks(orders, fa
         return float("inf")
 
     gateway = fake.gateway()
-    report = reconcile.run(orders, gateway, POLICY, now=NOW, time_left=time_left)
+    report = reconcile.run(orders, gateway, replace(POLICY, concurrency=1), now=NOW, time_left=time_left)
     assert report.complete and report.actions == {"paid": 1, "closed": 1, "closed_here": 1, "waiting": 1, "mismatch": 1}
     spans = [after - before for before, after in zip(marks, marks[1:] + [calls.snapshot()])]
     assert max(spans, key=priced)["gateway"] == 2  # the close path: query and close
@@ -143,3 +146,31 @@ def test_a_pass_takes_no_order_it_may_not_finish(orders, fake):
     assert not report.complete and report.actions == {} and fake.calls == []
     report = reconcile.run(orders, gateway, POLICY, now=NOW, time_left=lambda: reserve)
     assert report.complete and sum(report.actions.values()) == 5
+
+
+def test_with_a_pool_every_look_starts_at_once_after_its_time_check(orders, fake, monkeypatch):
+    """Concurrent looks keep the reserve's promise: at each time check a worker is free, so the
+    look it admits starts then (never queued), and ends within the reserve it was checked against."""
+    lock, running, at_checks, peak = threading.Lock(), [0], [], [0]
+    settle = reconcile.settle
+
+    def counted(*args):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.05)  # gateway latency, so the looks overlap
+            return settle(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    def time_left():
+        with lock:
+            at_checks.append(running[0])
+        return float("inf")
+
+    monkeypatch.setattr(reconcile, "settle", counted)
+    report = reconcile.run(orders, fake.gateway(), replace(POLICY, concurrency=3), now=NOW, time_left=time_left)
+    assert report.complete and sum(report.actions.values()) == 5
+    assert len(at_checks) == 5 and max(at_checks) <= 2 and peak[0] == 3

@@ -23,7 +23,8 @@ TABLE_ACTIONS = {
     "order_status": ["dynamodb:GetItem"],
     "add_order": ["dynamodb:PutItem"],
     "pay_return": ["dynamodb:GetItem"],
-    "reconcile": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "reconcile": [],  # the scheduled dispatcher: the reconcile index and the worker's Invoke only
+    "reconcile_worker": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund_settle": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "publish_events": [],  # the table's stream only (test_order_events_template.py)
@@ -156,8 +157,9 @@ def test_each_function_has_its_own_least_privilege_role(template, name):
     on_table = [s for s in granted if s["Resource"] == {"Fn::GetAtt": ["OrderTable", "Arn"]}]
     assert [sorted(s["Action"]) for s in on_table] == ([TABLE_ACTIONS[name]] if TABLE_ACTIONS[name] else [])
     actions = sorted(a for s in granted for a in s["Action"])
-    assert all(a.startswith(("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt", "events:PutEvents", "sqs:SendMessage"))
-               for a in actions)
+    allowed = ("logs:", "dynamodb:", "ssm:GetParameter", "kms:Decrypt", "events:PutEvents", "sqs:SendMessage") + (
+        ("lambda:InvokeFunction",) if name == "reconcile" else ())
+    assert all(a.startswith(allowed) for a in actions)
     assert not [s for s in granted if s["Resource"] == "*" or "*" in s["Action"]]
     for statement in granted:
         if statement["Action"] == ["kms:Decrypt"]:  # only through SSM, only for its own parameter
@@ -197,10 +199,29 @@ def test_reconcile_is_scheduled_and_queries_only_the_reconcile_index(template):
     rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
     assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"] * 2  # reconcile, refund_settle
     assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due", "refunds-pending"]
-    granted = [s for role in ("ReconcileRole", "RefundRole", "RefundSettleRole") for s in statements(template, role)]
+    granted = [s for role in ("ReconcileRole", "ReconcileWorkerRole", "RefundRole", "RefundSettleRole") for s in statements(template, role)]
     assert "dynamodb:Scan" not in json.dumps(granted)
-    query = [s for s in statements(template, "ReconcileRole") if s["Action"] == ["dynamodb:Query"]]
-    assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "reconcile-due"]]}')
+    for role in ("ReconcileRole", "ReconcileWorkerRole"):
+        query = [s for s in statements(template, role) if s["Action"] == ["dynamodb:Query"]]
+        assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "reconcile-due"]]}')
+
+
+def test_the_scheduled_reconcile_may_invoke_its_worker_and_nothing_else(template):
+    invoke = [s for s in statements(template, "ReconcileRole") if "lambda:InvokeFunction" in s["Action"]]
+    assert len(invoke) == 1 and invoke[0]["Action"] == ["lambda:InvokeFunction"]
+    assert invoke[0]["Resource"]["Fn::Sub"].endswith(":function:alipay-app-pay-${sls:stage}-reconcile_worker".replace(
+        "${sls:stage}", "ci"))
+    assert not [s for r in template.values() if r["Type"] == "AWS::IAM::Role" and r is not template["ReconcileRole"]
+                for p in r["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"] if "lambda:" in json.dumps(s["Action"])]
+    worker = next(r for r in template.values() if r["Type"] == "AWS::Lambda::Function"
+                  and r["Properties"]["FunctionName"].endswith("-reconcile_worker"))
+    env = worker["Properties"]["Environment"]["Variables"]
+    assert env["METRICS_SERVICE"] == "reconcile" and int(env["RECONCILE_CONCURRENCY"]) <= 32
+    dispatcher = next(r for r in template.values() if r["Type"] == "AWS::Lambda::Function"
+                      and r["Properties"]["FunctionName"].endswith("-reconcile"))
+    assert dispatcher["Properties"]["Environment"]["Variables"]["RECONCILE_WORKER_FUNCTION"] == worker["Properties"]["FunctionName"]
+    configs = [r["Properties"] for r in template.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert [c["MaximumRetryAttempts"] for c in configs] == [0]
     assert not [s for s in statements(template, "RefundRole") if "dynamodb:Query" in s["Action"]]
     query = [s for s in statements(template, "RefundSettleRole") if s["Action"] == ["dynamodb:Query"]]
     assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "refunds-pending"]]}')

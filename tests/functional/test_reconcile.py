@@ -3,6 +3,7 @@ and the sparse reconcile index: backoff, late payments after a local close, the 
 import itertools
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -12,12 +13,13 @@ from hypothesis import strategies as st
 from functions.add_order.handler import handler as add_order
 from functions.pay_notify.handler import handler as pay_notify
 from functions.reconcile.handler import handler as reconcile_handler
+from functions.reconcile_worker.handler import handler as worker_handler
 from local import alipay
 from shared.domain import clock
 from shared.alipay import gateway as gateway_module
 from shared import reconcile
 from shared.aws import repository
-from shared.domain.orders import CLOSED, PAID, RECONCILE_SHARDS, UNPAID, Order, Recheck
+from shared.domain.orders import CLOSED, PAID, RECONCILE_SHARDS, UNPAID, Order, Recheck, reconcile_shard
 
 from tests.conftest import APP_ID, TABLE, notify_event
 from tests.emulated_alipay import EmulatedAlipay
@@ -186,7 +188,7 @@ def test_stuck_orders_step_aside_and_newer_lost_notifies_are_recovered(store, fa
     fake.add_trade("ORDER_NEW", "198.01", "TRADE_SUCCESS")
     spy = Spy(store._client)
     store._client = spy
-    policy = reconcile.Policy(min_age=POLICY.min_age, close_after=POLICY.close_after, max_orders=2)
+    policy = reconcile.Policy(min_age=POLICY.min_age, close_after=POLICY.close_after, max_orders=2, concurrency=1)
 
     first = run(store, fake, policy=policy)
     assert first.actions == {"mismatch": 2} and not first.complete
@@ -307,18 +309,102 @@ def test_of_two_overlapping_passes_only_one_moves_an_order(store, fake):
     assert store.get("ORDER_P").reconcile_tries == 1
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_poison_order_first_in_the_index_never_stops_the_pass(store, fake, caplog, concurrency):
+    """Issue 11 #5: an answer of unexpected shape (a trade_no that is a list) and a malformed row (a
+    backfill's orderDate) are each that order's error: logged with its number, pushed back with
+    the usual backoff, counted in ``errors``; the paid orders behind them are settled in the same pass."""
+    add(store, "ORDER_POISON_ANSWER", timedelta(hours=3))
+    fake.answer_for["ORDER_POISON_ANSWER"] = {
+        "code": "10000", "msg": "Success", "out_trade_no": "ORDER_POISON_ANSWER", "trade_no": ["2026120222001400000000000009"],
+        "trade_status": "TRADE_SUCCESS", "total_amount": "198.01", "send_pay_date": "2026-12-02 10:10:10",
+    }
+    store.create(Order("ORDER_POISON_ROW", "P1", "U1", "order", 19801, order_date="yesterday",
+                       reconcile_at=clock.iso(NOW - timedelta(hours=2, minutes=54))))
+    for n in range(5):
+        add(store, f"ORDER_BEHIND_{n}", timedelta(hours=1))
+        fake.add_trade(f"ORDER_BEHIND_{n}", "198.01", "TRADE_SUCCESS")
+    (first, second, *_), _ = store.due_orders(clock.iso(NOW), 10)
+    assert (first.order_num, second.order_num) == ("ORDER_POISON_ANSWER", "ORDER_POISON_ROW")  # earliest due
+
+    report = run(store, fake, policy=replace(POLICY, concurrency=concurrency))
+    assert report.to_dict() == {"examined": 7, "actions": {"paid": 5, "error": 2}, "errors": 2, "complete": True}
+    assert all(store.get(f"ORDER_BEHIND_{n}").status == PAID for n in range(5))
+    for poison in ("ORDER_POISON_ANSWER", "ORDER_POISON_ROW"):
+        order = store.get(poison)
+        assert order.status == UNPAID and order.reconcile_at == clock.iso(NOW + POLICY.backoff) and order.reconcile_tries == 1
+        assert any(r.levelname == "ERROR" and poison in r.getMessage() and r.exc_info for r in caplog.records)
+    later = NOW + POLICY.backoff
+    assert run(store, fake, now=later).to_dict()["errors"] == 2  # still isolated, and backed off further
+    assert store.get("ORDER_POISON_ROW").reconcile_at == clock.iso(later + 2 * POLICY.backoff)
+
+
 def test_a_pass_stops_when_the_lambda_runs_out_of_time(store, fake):
     add(store, "ORDER_T", timedelta(hours=1))
     report = run(store, fake, time_left=lambda: 1.0)
     assert not report.complete and report.actions == {} and fake.calls == []
 
 
-def test_handler_runs_a_pass_from_the_environment(store, fake, monkeypatch):
+def emf_lines(out: str) -> list:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+@pytest.mark.parametrize("handler, event", [(reconcile_handler, {"source": "aws.events"}), (worker_handler, {})])
+def test_without_a_worker_configured_a_pass_runs_in_place(store, fake, monkeypatch, capsys, handler, event):
+    """The scheduled function without RECONCILE_WORKER_FUNCTION (a bare run), and the worker given
+    every shard (`make reconcile`): one pass, its report, and its EMF line."""
+    monkeypatch.delenv("RECONCILE_WORKER_FUNCTION", raising=False)
     add(store, "ORDER_H", timedelta(minutes=10))
     fake.add_trade("ORDER_H", "198.01", "TRADE_SUCCESS")
     monkeypatch.setattr(gateway_module, "http_post", fake)
-    reply = reconcile_handler({"source": "aws.events"}, None)
-    assert reply == {"examined": 1, "actions": {"paid": 1}, "complete": True}
+    reply = handler(event, None)
+    assert reply == {"examined": 1, "actions": {"paid": 1}, "errors": 0, "complete": True}
+    (line,) = emf_lines(capsys.readouterr().out)
+    assert {k: line[k] for k in ("ReconcileExamined", "ReconcileSettled", "ReconcileClosed", "ReconcileErrors", "Shard")} == {
+        "ReconcileExamined": 1, "ReconcileSettled": 1, "ReconcileClosed": 0, "ReconcileErrors": 0, "Shard": "all"}
+
+
+def test_a_worker_looks_at_its_own_shard_only(store, fake, monkeypatch, capsys):
+    numbers = [f"ORDER_W{i}" for i in range(24)]
+    for order_num in numbers:
+        add(store, order_num, timedelta(minutes=10))
+        fake.add_trade(order_num, "198.01", "TRADE_SUCCESS")
+    monkeypatch.setattr(gateway_module, "http_post", fake)
+    mine = sorted(n for n in numbers if reconcile_shard(n) == 3)
+    reply = worker_handler({"shard": 3}, None)
+    assert reply["actions"] == {"paid": len(mine)} and sorted(queried(fake)) == mine and mine
+    assert emf_lines(capsys.readouterr().out)[0]["Shard"] == "3"
+    for bad in ({"shard": 8}, {"shard": "3"}, {"shard": True}, {"shard": -1}):
+        with pytest.raises(ValueError, match="shard"):
+            worker_handler(bad, None)
+
+
+def test_the_scheduled_pass_dispatches_one_worker_per_shard_with_orders_due(store, fake, capsys):
+    """How late the most overdue look is (ReconcileOldestDueAge), and an invoke for each shard
+    that has an order due, none for the others; a shard whose invoke fails is reported, the rest still go."""
+    for order_num, age in (("ORDER_D0", timedelta(hours=2)), ("ORDER_D1", timedelta(minutes=30)), ("ORDER_D2", timedelta(minutes=6))):
+        add(store, order_num, age)
+    add(store, "ORDER_YOUNG", timedelta(minutes=1))  # not due yet
+    due_shards = sorted({reconcile_shard(n) for n in ("ORDER_D0", "ORDER_D1", "ORDER_D2")})
+    invoked = []
+    result = reconcile.dispatch(store, invoked.append, now=NOW)
+    assert invoked == [{"shard": s} for s in due_shards] and result.shards == due_shards and result.failed == []
+    oldest = timedelta(hours=2) - POLICY.min_age
+    assert result.oldest_due_age == oldest.total_seconds()
+    (line,) = emf_lines(capsys.readouterr().out)
+    assert line["ReconcileOldestDueAge"] == oldest.total_seconds()
+    assert line["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "ReconcileOldestDueAge", "Unit": "Seconds"}]
+
+    def flaky(event):
+        if event["shard"] == due_shards[0]:
+            raise RuntimeError("throttled")
+        invoked.append(event)
+
+    invoked.clear()
+    result = reconcile.dispatch(store, flaky, now=NOW)
+    assert result.failed == due_shards[:1] and result.shards == due_shards[1:] == [e["shard"] for e in invoked]
+    assert reconcile.dispatch(store, invoked.append, now=NOW - timedelta(hours=3)).to_dict() == {
+        "oldestDueAgeSeconds": 0.0, "dispatched": [], "failed": []}  # nothing due: no worker at all
 
 
 @pytest.mark.parametrize("value", ["-1", "abc", "1.5"])

@@ -11,7 +11,7 @@ from shared.alipay.gateway import AlipayGateway
 from shared.domain.orders import RECONCILE_SHARDS
 from shared.alipay.gateway import DEFAULT_TIMEOUT as GATEWAY_TIMEOUT
 from shared import budgets
-from shared.aws.repository import DYNAMODB, SECRETS, CallBudget
+from shared.aws.repository import DYNAMODB, LAMBDA, SECRETS, CallBudget
 from shared.budgets import HTTP_API_TIMEOUT, NOTIFY_DEADLINE
 
 
@@ -45,9 +45,18 @@ def test_every_http_function_answers_before_api_gateway_gives_up():
 
 
 def test_a_reconcile_pass_has_room_for_at_least_one_order():
-    """Its start (both keys read cold, one Query per index shard) and one order at its worst fit in its timeout."""
+    """A worker's start (both keys read cold, one Query per index shard, when it is given all) and
+    one order at its worst fit in its timeout; and room for many: a pass is meant to run on."""
     start = 2 * SECRETS.worst_case_seconds() + RECONCILE_SHARDS * DYNAMODB.worst_case_seconds()
-    assert start + budgets.reconcile_order_worst_case_seconds() < lambda_timeout("reconcile")
+    assert start + budgets.reconcile_order_worst_case_seconds() < lambda_timeout("reconcile_worker")
+    assert start + 5 * budgets.reconcile_order_worst_case_seconds() < lambda_timeout("reconcile_worker")
+
+
+def test_the_scheduled_reconcile_dispatches_every_shard_before_it_times_out():
+    """Eight one-item Queries and eight asynchronous Invokes at their worst, within its timeout,
+    and each worker ends before the next schedule starts the next pass (5 minutes)."""
+    assert budgets.reconcile_dispatch_worst_case_seconds(RECONCILE_SHARDS) < lambda_timeout("reconcile")
+    assert lambda_timeout("reconcile_worker") < 300
 
 
 def test_a_refund_settle_pass_has_room_for_at_least_one_order():
@@ -80,10 +89,20 @@ def test_our_backoff_bound_is_botocores_largest_draw(attempt):
     assert backoff.delay_amount(context) <= DYNAMODB.backoff_bound(attempt)
 
 
-@pytest.mark.parametrize("service, budget", [("dynamodb", DYNAMODB), ("ssm", SECRETS), ("secretsmanager", SECRETS)])
+@pytest.mark.parametrize("service, budget", [("dynamodb", DYNAMODB), ("ssm", SECRETS), ("secretsmanager", SECRETS),
+                                             ("lambda", LAMBDA)])
 def test_the_clients_carry_the_budgeted_configuration(env, service, budget):
     client = repository.client(service)
     config = client.meta.config
     assert config.retries == {"mode": "standard", "total_max_attempts": budget.attempts}
     assert (config.connect_timeout, config.read_timeout) == (budget.connect_timeout, budget.read_timeout)
     assert client is repository.client(service)  # one per container
+
+
+def test_the_dynamodb_pool_fits_the_largest_reconcile_pool():
+    """Every look in flight holds one DynamoDB connection; the pass's index reads one more."""
+    from shared import reconcile
+
+    assert reconcile.MAX_CONCURRENCY + 1 <= DYNAMODB.max_pool_connections
+    with pytest.raises(Exception, match="RECONCILE_CONCURRENCY"):
+        reconcile.Policy.from_env({"RECONCILE_CONCURRENCY": str(reconcile.MAX_CONCURRENCY + 1)})
