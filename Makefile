@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# Each target installs only what it needs (requirements-*.txt say why): the local stack's stamp,
+# then the test tools and the official SDK (a 440 MB test oracle) for test and bench only.
+LOCAL_STAMP := $(VENV)/.installed-local
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 EVENT  ?= {}
@@ -11,8 +14,14 @@ FZLEE  := .venv-fzlee
 
 .PHONY: run demo reconcile invoke test package deploy remove bench clean fzlee
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
+
+$(LOCAL_STAMP): requirements.txt requirements-local.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	touch $(LOCAL_STAMP)
+
+$(STAMP): $(LOCAL_STAMP) requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -30,33 +39,34 @@ $(FZLEE)/.installed: requirements-fzlee.txt
 fzlee: $(FZLEE)/.installed
 
 # The whole backend on 127.0.0.1:$(PORT) (default 3000): routes, moto DynamoDB, Alipay emulator.
-run: $(STAMP)
+run: $(LOCAL_STAMP)
 	$(PY) -m local.run
 
 # The curl walk-through, run against a stack started with `make run` (same PORT).
-demo: $(STAMP)
-	$(PY) -m local.demo
+demo: $(LOCAL_STAMP)
+	@$(PY) -m local.demo
 
 # One reconciliation pass now over every shard, in the stack started with `make run` (same PORT),
 # and its report (`make invoke FUNCTION=reconcile` runs the scheduled fan-out instead).
-reconcile: $(STAMP)
-	$(PY) -m local.invoke reconcile_worker
+reconcile: $(LOCAL_STAMP)
+	@$(PY) -m local.invoke reconcile_worker
 
 # Any function of serverless.yml, directly: make invoke FUNCTION=refund EVENT='{"outTradeNo": ...}'
-invoke: $(STAMP)
-	$(PY) -m local.invoke $(FUNCTION) '$(EVENT)'
+invoke: $(LOCAL_STAMP)
+	@$(PY) -m local.invoke '$(FUNCTION)' '$(EVENT)'
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 # Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the
-# CloudFormation template land in .serverless/. No AWS account or credentials needed.
-package: $(STAMP) $(NODE_STAMP)
+# CloudFormation template land in .serverless/. No AWS account or credentials needed; the layer
+# is fetched by the venv's own pip, so the venv needs nothing installed.
+package: $(NODE_STAMP) | $(PY)
 	npx serverless package
 
 # Deploy a stage to AWS (README, "Deploy"): make deploy STAGE=prod REGION=ap-southeast-1. The
 # deployer's environment tunes it (LAMBDA_ARCH, API_THROTTLE_*, JWT_*, PUBLIC_BASE_URL, ALARM_*).
-deploy: $(STAMP) $(NODE_STAMP)
+deploy: $(NODE_STAMP) | $(PY)
 	@test -n "$(STAGE)" -a -n "$(REGION)" || { echo "make deploy needs STAGE and REGION, e.g. make deploy STAGE=prod REGION=ap-southeast-1 (README, \"Deploy\")"; exit 2; }
 	npx serverless deploy --stage $(STAGE) --region $(REGION)
 

@@ -134,9 +134,16 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("--outcome", default="success", choices=("success", "closed"))
     args = parser.parse_args(argv)
     base = args.url.rstrip("/")
-    walk_through(base, args.outcome)
-    jsapi_walk_through(base)
-    barcode_walk_through(base)
+    try:
+        call("GET", f"{base}/health")  # is anyone there, before step 1 is printed
+        walk_through(base, args.outcome)
+        jsapi_walk_through(base)
+        barcode_walk_through(base)
+    except (urllib.error.URLError, OSError) as exc:  # HTTPError is answered inside call()
+        raise SystemExit(
+            f"no local stack at {base} ({getattr(exc, 'reason', exc)}); start it with `make run` "
+            "(same PORT) in another terminal, then `make demo` again"
+        ) from None
     print("\nDone: each order's status came from Alipay (its notify, or its answer to the till), not from the app.")
 
 

@@ -16,9 +16,11 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional
 
 from shared import config
+from shared.environment import ConfigError
 from shared.aws import repository
 
 from local import certs, keys, schema
@@ -34,6 +36,7 @@ SELLER_ID = "2088000000000001"
 ORDER_TABLE = "alipay-app-pay-local-Order"
 IDEMPOTENCY_TABLE = "alipay-app-pay-local-Idempotency"
 BILL_REPORT_BUCKET = "alipay-app-pay-local-bills"
+DEMO_CATALOG = Path(__file__).with_name("catalog.json")  # PROD_DEMO (0.01), PROD_1 (198.01), PROD_2 (5.00)
 LATENCY = "SANDBOX_GATEWAY_LATENCY_MS"
 EVENT_BUS = "alipay-app-pay-local-orders"
 EVENT_SOURCE = "alipay-app-pay"
@@ -42,7 +45,13 @@ EVENT_SOURCE = "alipay-app-pay"
 def local_env(port: int) -> Dict[str, str]:
     """The variables the handlers read, pointed at this machine."""
     base = f"http://{HOST}:{port}"
+    # Prices as deployed: the catalog (the demo one unless PRODUCT_CATALOG names another);
+    # PRICE_SOURCE=client (or orders) from the environment for scripted clients.
+    source = os.environ.get("PRICE_SOURCE", "").strip() or "catalog"
+    catalog = os.environ.get("PRODUCT_CATALOG", "").strip() or (str(DEMO_CATALOG) if source == "catalog" else "")
     return {
+        "PRICE_SOURCE": source,
+        "PRODUCT_CATALOG": catalog,
         "ALIPAY_APP_ID": APP_ID,
         "ALIPAY_SELLER_ID": SELLER_ID,
         "ALIPAY_NOTIFY_URL": f"{base}/pay/notify",
@@ -116,6 +125,7 @@ class LocalStack:
             os.environ.pop(name, None)
         os.environ.update(env)
         config.reset()
+        config.settings().require("prices")  # a bad catalog stops make run here; PRICE_SOURCE=client is logged
         repository.reset()
         self._mock = mock_aws()
         self._mock.start()
@@ -193,6 +203,12 @@ def banner(stack: LocalStack) -> str:
     from local.sandbox import GATEWAY_METHODS
 
     gateway_methods = ", ".join(GATEWAY_METHODS)
+    source = os.environ.get("PRICE_SOURCE")
+    prices = {
+        "catalog": f"catalog {os.environ.get('PRODUCT_CATALOG')} (PRICE_SOURCE=client make run trusts the client's total_amount)",
+        "client": "the client's total_amount (PRICE_SOURCE=client: a logged opt-in, never a deployed default)",
+        "orders": "stored orders only (PRICE_SOURCE=orders): POST /pay {\"outTradeNo\": ...} after make invoke FUNCTION=add_order",
+    }.get(source, source)
     schedules = "".join(f"\n  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)
     return f"""\
 alipay-app-pay, local stack on {url}
@@ -209,6 +225,7 @@ alipay-app-pay, local stack on {url}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}
+  Prices: {prices}
   Gateway latency: {stack.server.sandbox.gateway_latency * 1000:g} ms per call (SANDBOX_GATEWAY_LATENCY_MS)
   Signing: {"certificate mode, files in " + str(keys.local_dir() / "certs") if stack.cert_mode else "public-key mode"}{", content encryption (AES)" if stack.aes else ""}
   Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier pays
@@ -218,7 +235,7 @@ alipay-app-pay, local stack on {url}
 
 Walk-through (or `make demo` in another terminal):
   REPLY=$(curl -s -X POST {url}/pay -H 'content-type: application/json' \\
-    -d '{{"productId":"PROD_1","userId":"USER_1","orderName":"Demo","total_amount":"0.01"}}')
+    -d '{{"productId":"PROD_DEMO","userId":"USER_1","orderName":"Demo","total_amount":"0.01"}}')
   ORDER_STR=$(printf '%s' "$REPLY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["orderStr"])')
   NO=$(printf '%s' "$REPLY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["outTradeNo"])')
   curl -s -X POST '{url}/sandbox/app-pay?outcome=success' --data-binary "$ORDER_STR"; echo
@@ -249,6 +266,8 @@ def main(argv: Optional[list] = None) -> None:
         stack = LocalStack(args.port, args.time_scale, args.cert_mode, args.aes).start()
     except OSError as exc:
         raise SystemExit(f"cannot serve on {HOST}:{args.port} ({exc.strerror}); try PORT=3100 make run") from None
+    except ConfigError as exc:
+        raise SystemExit(f"make run: {exc}") from None
     print(banner(stack), flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C does
     try:

@@ -9,7 +9,7 @@ import logging
 from decimal import Decimal
 from typing import Any, Callable, Dict, Mapping, Optional
 
-from . import logs
+from . import logs, telemetry
 from .config import Settings, settings
 from .environment import ConfigError
 from .domain import money
@@ -178,35 +178,46 @@ def html_reply(page: str, status: int = 200) -> Dict[str, Any]:
 
 # --- the guard every handler shares ------------------------------------------------------------
 
-def endpoint(*needs: str, error: Callable[[int, str], Dict[str, Any]] = lambda code, msg: json_reply(code, None, msg)):
+def endpoint(
+    *needs: str,
+    error: Callable[[int, str], Dict[str, Any]] = lambda code, msg: json_reply(code, None, msg),
+    report: Optional[telemetry.Report] = None,
+):
     """Wrap ``fn(event, settings)`` as a Lambda handler.
 
     Configuration named in ``needs`` is validated first, so nothing is written on bad config
     (500, the variable logged by name). A ``RequestRefused`` (``InvalidInput``: 400) is answered
     with its status and message; anything else is our failure: logged with its traceback,
     answered 500 without details. Every log line of the invocation carries its request ids.
+    ``report`` (shared/telemetry.py) prints the invocation's metrics line, whichever way it ended.
     """
 
     def wrap(fn: Callable[[Mapping[str, Any], Settings], Dict[str, Any]]):
+        def answer(event: Mapping[str, Any]) -> Dict[str, Any]:
+            try:
+                cfg = settings().require(*needs)
+            except ConfigError as exc:
+                log.error("%s", exc)
+                telemetry.note(reason=telemetry.CONFIGURATION)
+                return error(500, "server configuration error")
+            try:
+                return fn(event, cfg)
+            except RequestRefused as exc:
+                log.info("refused %s: %s", exc.status, exc)
+                telemetry.note(reason=exc.reason)
+                return error(exc.status, str(exc))
+            except Exception:  # noqa: BLE001 - the last line of defence answers, never crashes
+                log.exception("%s failed", fn.__module__)
+                telemetry.note(reason=telemetry.ERROR)
+                return error(500, "internal error, please retry")
+
         @functools.wraps(fn)
         def handler(event: Mapping[str, Any], context: Any = None) -> Dict[str, Any]:
             logs.clear(
                 function_request_id=getattr(context, "aws_request_id", None),
                 api_request_id=_api_request_id(event),
             )
-            try:
-                cfg = settings().require(*needs)
-            except ConfigError as exc:
-                log.error("%s", exc)
-                return error(500, "server configuration error")
-            try:
-                return fn(event, cfg)
-            except RequestRefused as exc:
-                log.info("refused %s: %s", exc.status, exc)
-                return error(exc.status, str(exc))
-            except Exception:  # noqa: BLE001 - the last line of defence answers, never crashes
-                log.exception("%s failed", fn.__module__)
-                return error(500, "internal error, please retry")
+            return telemetry.metered(report, lambda: answer(event))
 
         return handler
 

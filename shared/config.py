@@ -7,6 +7,7 @@ so a warm container signs without re-reading PEM.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from functools import cached_property
@@ -21,6 +22,9 @@ from .environment import ConfigError, int_setting, seconds_setting
 if TYPE_CHECKING:
     from .alipay import cert
     from .domain.catalog import Catalog
+    from .domain.validation import PriceList
+
+log = logging.getLogger(__name__)
 
 APP_ID = "ALIPAY_APP_ID"
 APP_PRIVATE_KEY = "ALIPAY_APP_PRIVATE_KEY"
@@ -31,6 +35,8 @@ ORDER_TABLE = "ORDER_TABLE"
 IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 IDEMPOTENCY_TTL = "IDEMPOTENCY_TTL_SECONDS"
 PRODUCT_CATALOG = "PRODUCT_CATALOG"
+PRICE_SOURCE = "PRICE_SOURCE"
+CATALOG, CLIENT, ORDERS = "catalog", "client", "orders"  # PRICE_SOURCE's values; catalog is the default
 CODE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the Lambda task root (os.path: pathlib costs cold-start ms)
 RETURN_URL = "ALIPAY_RETURN_URL"
 GATEWAY_URL = "ALIPAY_GATEWAY_URL"
@@ -167,6 +173,43 @@ class Settings:
             raise ConfigError(PRODUCT_CATALOG, f"malformed ({exc})") from None
 
     @cached_property
+    def price_source(self) -> str:
+        """Where pay's prices come from: ``catalog`` (default), ``orders`` (stored orders only) or
+        ``client`` (the request's ``total_amount``: an opt-in, logged as a warning once per container)."""
+        value = self._env.get(PRICE_SOURCE, "").strip().lower() or CATALOG
+        if value not in (CATALOG, CLIENT, ORDERS):
+            raise ConfigError(PRICE_SOURCE, f"malformed (expected {CATALOG}, {ORDERS} or {CLIENT})")
+        if value == CLIENT:
+            log.warning("PRICE_SOURCE=client: pay signs the total_amount the client sends; only safe when "
+                        "your own backend checks every price before it reaches POST /pay")
+        return value
+
+    @cached_property
+    def prices(self) -> Optional["PriceList"]:
+        """The price list pay trusts over the client, per ``PRICE_SOURCE``; None for ``client``.
+
+        ``catalog`` without ``PRODUCT_CATALOG`` is a configuration error (500 at the first pay, the
+        variable named in the log), never a silent fallback to the client's price.
+        """
+        source = self.price_source
+        if source == CLIENT:
+            if self._env.get(PRODUCT_CATALOG, "").strip():  # two answers to one question: refuse both
+                raise ConfigError(PRICE_SOURCE, "client while PRODUCT_CATALOG is set (choose one)")
+            return None
+        if source == ORDERS:
+            from .domain.catalog import StoredOrdersOnly  # noqa: PLC0415
+
+            return StoredOrdersOnly()
+        catalog = self.catalog
+        if catalog is None:
+            raise ConfigError(PRODUCT_CATALOG, (
+                "missing, and PRICE_SOURCE is catalog (the default): pay refuses to sign a price the "
+                "client chose. Deploy a catalog file (e.g. catalog/products.json), or set "
+                "PRICE_SOURCE=orders (stored orders only) or PRICE_SOURCE=client (your backend checks prices)"
+            ))
+        return catalog
+
+    @cached_property
     def gateway_url(self) -> str:
         """Alipay's open-API gateway; https, or http on loopback for the local emulator."""
         from .alipay.gateway import DEFAULT_URL, check_url  # noqa: PLC0415 - only gateway users load http/ssl
@@ -257,6 +300,15 @@ def settings() -> Settings:
     if _settings is None:
         _settings = Settings()
     return _settings
+
+
+def announce_price_source() -> None:
+    """At a container's start (pay's import): warn of ``PRICE_SOURCE=client`` before any request.
+    A malformed value is left to the first request, which answers 500 and names the variable."""
+    try:
+        settings().price_source
+    except ConfigError:
+        pass
 
 
 def reset() -> None:

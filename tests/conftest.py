@@ -37,6 +37,9 @@ def env(monkeypatch, app_keys, alipay_keys) -> Dict[str, str]:
         "ALIPAY_NOTIFY_URL": NOTIFY_URL,
         "ALIPAY_SELLER_ID": SELLER_ID,
         "ORDER_TABLE": TABLE,
+        # Most tests name their own prices; the default (catalog) and the other sources are
+        # tested in tests/functional/test_price_source.py.
+        "PRICE_SOURCE": "client",
         "AWS_DEFAULT_REGION": "ap-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -1,21 +1,22 @@
 """POST /pay — the client asks to pay; we create the Order row and sign the request for its channel."""
 import logging
 
-from shared import api
+from shared import api, config, telemetry
 from shared.domain import idempotency, validation
 from shared.payments import PaymentNotCreated, PaymentPending, pay
 from shared.aws.repository import idempotency_store, order_repository
 
 log = logging.getLogger(__name__)
+config.announce_price_source()  # PRICE_SOURCE=client is an opt-in: logged as the container starts
 
 
 @api.endpoint(
-    "app_id", "app_private_key", "notify_url", "order_table", "catalog", "idempotency_table",
-    "return_url", "gateway_url", "cert_sn", "aes_key",
+    "app_id", "app_private_key", "notify_url", "order_table", "prices", "idempotency_table",
+    "return_url", "gateway_url", "cert_sn", "aes_key", report=telemetry.payment_report,
 )
 def handler(event, cfg):
     payload = api.json_body(event)
-    new = validation.pay_request(payload, caller=api.jwt_sub(event), catalog=cfg.catalog)
+    new = validation.pay_request(payload, caller=api.jwt_sub(event), catalog=cfg.prices)
     channel = validation.pay_channel(payload)
     biz = validation.channel_biz(payload, channel)
     key = idempotency.header_key(lambda name: api.header(event, name))

@@ -1,7 +1,7 @@
 """POST /pay/notify — Alipay's asynchronous notify. Answers the bare word ``success`` or ``fail``."""
 import logging
 
-from shared import api
+from shared import api, telemetry
 from shared.alipay.notify import MAX_BODY_BYTES
 from shared.payments import take_notify
 from shared.aws.repository import order_repository
@@ -9,7 +9,8 @@ from shared.aws.repository import order_repository
 log = logging.getLogger(__name__)
 
 
-@api.endpoint("app_id", "alipay_public_key", "alipay_cert", "seller_id", "order_table", error=lambda code, msg: api.text_reply("fail"))
+@api.endpoint("app_id", "alipay_public_key", "alipay_cert", "seller_id", "order_table", error=lambda code, msg: api.text_reply("fail"),
+              report=telemetry.notify_report)
 def handler(event, cfg):
     raw = api.raw_body(event, MAX_BODY_BYTES)
     result = take_notify(order_repository(cfg.order_table), cfg, raw)

@@ -30,12 +30,18 @@ FIELD_LIMITS = {
 }
 
 
-class NotifyRejected(Exception):
-    """The notify is not one we accept. ``reason`` is safe to log (no key material)."""
+BAD_SIGNATURE, NOT_OURS, MALFORMED = "bad_signature", "not_ours", "malformed"  # NotifyRejected.kind
 
-    def __init__(self, reason: str) -> None:
+
+class NotifyRejected(Exception):
+    """The notify is not one we accept. ``reason`` is safe to log (no key material); ``kind`` is
+    what an operator acts on: ``bad_signature`` (tampering, or a key/certificate change),
+    ``not_ours`` (another app or seller), ``malformed`` (anything else about the body)."""
+
+    def __init__(self, reason: str, kind: str = MALFORMED) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -145,16 +151,16 @@ def verify_signature(
     """
     named = params.get("alipay_cert_sn")
     if alipay_cert_sn is not None and named and named != alipay_cert_sn:
-        raise NotifyRejected(f"alipay_cert_sn {named[:32]!r} is not the configured Alipay certificate; install it")
+        raise NotifyRejected(f"alipay_cert_sn {named[:32]!r} is not the configured Alipay certificate; install it", BAD_SIGNATURE)
     if params.get("sign_type") != "RSA2":
-        raise NotifyRejected("sign_type is not RSA2")
+        raise NotifyRejected("sign_type is not RSA2", BAD_SIGNATURE)
     sign = params.get("sign")
     if not sign:
-        raise NotifyRejected("missing sign")
+        raise NotifyRejected("missing sign", BAD_SIGNATURE)
     encoding = charset_encoding(params.get("charset"))
     content = signing.check_content(params)  # empty fields are signed too
     if not signing.rsa2_verify(public_key, content, sign, encoding):
-        raise NotifyRejected("bad signature")
+        raise NotifyRejected("bad signature", BAD_SIGNATURE)
 
 
 def verified_params(
@@ -176,7 +182,7 @@ def verified_params(
     if missing:
         raise NotifyRejected(f"missing {', '.join(missing)}")
     if params["app_id"] != app_id:
-        raise NotifyRejected("app_id is not ours")
+        raise NotifyRejected("app_id is not ours", NOT_OURS)
     return params
 
 
@@ -199,7 +205,7 @@ def verify_notify(
     """Parse, verify and check a notify body; raise ``NotifyRejected`` on anything amiss."""
     params = verified_params(raw, public_key=public_key, app_id=app_id, required=REQUIRED, alipay_cert_sn=alipay_cert_sn)
     if seller_id is not None and params.get("seller_id") != seller_id:
-        raise NotifyRejected("seller_id is not ours")
+        raise NotifyRejected("seller_id is not ours", NOT_OURS)
     if params["trade_status"] in PAID_STATUSES and not params.get("trade_no"):
         raise NotifyRejected("paid notify without trade_no")
     cents = amount_cents(params["total_amount"])

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping
 
 from . import money
-from .validation import InvalidInput
+from .validation import InvalidInput, PriceRefused
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
@@ -40,18 +40,28 @@ class Catalog:
         """The price of ``product_id`` in cents; a client amount, when sent, must equal it."""
         cents = self.prices.get(product_id)
         if cents is None:
-            raise InvalidInput(f"unknown productId {product_id[:64]!r}")
+            raise PriceRefused(f"unknown productId {product_id[:64]!r}")
         if client_amount is not None and client_amount != "":
             try:
                 sent = money.yuan_to_cents(client_amount)
             except money.InvalidAmount as exc:
                 raise InvalidInput(str(exc)) from None
             if sent != cents:
-                raise InvalidInput(
+                raise PriceRefused(
                     f"total_amount {money.cents_to_yuan(sent)} differs from the price of "
                     f"{product_id} ({money.cents_to_yuan(cents)}); refresh the product and retry"
                 )
         return cents
+
+
+class StoredOrdersOnly:
+    """``PRICE_SOURCE=orders``: no price list at all; pay signs only orders the shop's backend
+    stored beforehand (``POST /pay {"outTradeNo": ...}``), so a product request is refused."""
+
+    def price(self, product_id: str, client_amount: Any) -> int:
+        raise PriceRefused(
+            "this shop takes payments for its stored orders only: send the outTradeNo of your order"
+        )
 
 
 def parse_catalog(document: Any) -> Catalog:

@@ -37,12 +37,14 @@ class KeyInUse(RequestRefused):
     """Another request with this key is still running."""
 
     status = 409
+    reason = "idempotency_key"
 
 
 class KeyReused(RequestRefused):
     """The key was first used with a different request body."""
 
     status = 422
+    reason = "idempotency_key"
 
 
 @dataclass(frozen=True)

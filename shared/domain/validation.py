@@ -25,13 +25,24 @@ STORE_ID_RE = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
 
 class RequestRefused(ValueError):
-    """The request cannot be served as sent; ``status`` is the HTTP answer, the message its ``msg``."""
+    """The request cannot be served as sent; ``status`` is the HTTP answer, the message its ``msg``,
+    ``reason`` the word metrics count it under (pay's ``PaymentRefused`` dimension ``Reason``)."""
 
     status = 400
+    reason = "refused"
 
 
 class InvalidInput(RequestRefused):
     """The request is wrong; the message says what, in words the client can act on."""
+
+    reason = "invalid_input"
+
+
+class PriceRefused(InvalidInput):
+    """The client named a price the server does not sell at (an unknown product, a differing
+    ``total_amount``): a stale app, or a tampered one."""
+
+    reason = "price"
 
 
 class PriceList(Protocol):
@@ -45,6 +56,7 @@ class NotTheCaller(RequestRefused):
     """The body names another user than the one the JWT authorizer verified."""
 
     status = 403
+    reason = "not_the_caller"
 
 
 # Rejected characters, by Unicode category: controls and line/paragraph separators (they break
@@ -148,18 +160,52 @@ def _amount(convert, value: Any, name: str) -> int:
         raise InvalidInput(str(exc)) from None
 
 
-def pay_request(payload: Any, *, caller: Optional[str] = None, catalog: Optional[PriceList] = None) -> NewOrder:
-    """pay's JSON body: ``{productId, userId, orderName, total_amount (yuan), body?}``.
+@dataclass(frozen=True)
+class StoredPurchase:
+    """pay's request for an order the shop's backend stored beforehand (``add_order``): pay signs
+    the stored amount and subject. ``user_id`` is the caller when known (the JWT ``sub``, else a
+    body ``userId``); ``total_cents`` the amount the client showed, when it sent one."""
+
+    out_trade_no: str
+    user_id: Optional[str] = None
+    total_cents: Optional[int] = None
+
+
+_STORED_ONLY = ("productId", "orderName", "body")  # what the stored order already says
+
+
+def pay_request(
+    payload: Any, *, caller: Optional[str] = None, catalog: Optional[PriceList] = None
+) -> "NewOrder | StoredPurchase":
+    """pay's JSON body: ``{productId, userId, orderName, total_amount (yuan), body?}``, or
+    ``{outTradeNo, userId?, total_amount?}`` to pay a stored order.
 
     ``caller`` (the JWT ``sub``) replaces ``userId``; with a ``catalog`` the price is the
     catalog's and ``total_amount`` becomes optional (checked against it when sent).
     """
+    if isinstance(payload, Mapping) and payload.get("outTradeNo") not in (None, ""):
+        return stored_purchase(payload, caller)
     fields = _common(payload, caller)
     if catalog is not None:
         cents = catalog.price(fields["product_id"], payload.get("total_amount"))
     else:
         cents = _amount(money.yuan_to_cents, payload.get("total_amount"), "total_amount")
     return NewOrder(total_cents=cents, **fields)
+
+
+def stored_purchase(payload: Mapping[str, Any], caller: Optional[str] = None) -> StoredPurchase:
+    """``{outTradeNo, userId?, total_amount?}``: the order's own fields are not sent again (a
+    request that restates them could disagree with the row; it is refused rather than judged)."""
+    out_trade_no = payload.get("outTradeNo")
+    if not isinstance(out_trade_no, str) or not OUT_TRADE_NO_RE.match(out_trade_no):
+        raise InvalidInput("outTradeNo must be 1-64 characters of letters, digits and underscores")
+    restated = [name for name in _STORED_ONLY if payload.get(name) is not None]
+    if restated:
+        raise InvalidInput(f"{', '.join(restated)} must not be sent with outTradeNo: the stored order says them")
+    user_id = _user_id(payload, caller) if caller is not None or payload.get("userId") is not None else None
+    amount = payload.get("total_amount")
+    cents = None if amount is None or amount == "" else _amount(money.yuan_to_cents, amount, "total_amount")
+    return StoredPurchase(out_trade_no, user_id, cents)
 
 
 def add_order_request(payload: Any) -> tuple[NewOrder, Optional[str]]:

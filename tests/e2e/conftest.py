@@ -28,8 +28,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stack_env(port: int, local_dir: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ALIPAY_"))}
+def stack_env(port: int, local_dir: Path, **extra: str) -> dict:
+    """The stack's environment: this one without AWS, Alipay or price settings (a developer's
+    exported PRICE_SOURCE must not change what the tests see), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "ALIPAY_")) and k not in ("PRICE_SOURCE", "PRODUCT_CATALOG")}
+    env.update(extra)
     env.update(PORT=str(port), LOCAL_DIR=str(local_dir), SANDBOX_TIME_SCALE=TIME_SCALE, PYTHONUNBUFFERED="1")
     return env
 

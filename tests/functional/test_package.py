@@ -21,7 +21,7 @@ RUNTIME = SPEC["provider"]["runtime"]  # python3.12
 PY_TAG = "cp" + RUNTIME.removeprefix("python").replace(".", "")  # cp312
 LAYER_ZIP = "runtimeDeps.zip"
 TABLE_ACTIONS = {
-    "pay": ["dynamodb:GetItem", "dynamodb:PutItem"],
+    "pay": ["dynamodb:GetItem", "dynamodb:PutItem"],  # GetItem: paying an order stored beforehand
     "pay_notify": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "order_status": ["dynamodb:GetItem"],
     "add_order": ["dynamodb:PutItem"],
@@ -65,6 +65,14 @@ def test_each_zip_alone_imports_its_handler(packaged, name, tmp_path):
     out = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(tmp_path))
+
+
+def test_the_readmes_zip_size_is_the_packaged_one(packaged):
+    """README's "Deploy" states the function zips' size; it must stay true as shared/ grows."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stated = int(re.search(r"each function zip holds its handler and `shared/` only \(about (\d+) KB", readme).group(1))
+    largest = max((packaged / f"{name}.zip").stat().st_size for name in FUNCTIONS) / 1024
+    assert abs(largest - stated) <= 0.1 * stated, f"README says about {stated} KB; the largest zip is {largest:.1f} KB"
 
 
 # Lambda's architectures: ELF e_machine, the CPython extension suffix's machine, the wheel platform's
@@ -162,6 +170,15 @@ def test_keys_are_read_from_ssm_at_run_time_and_settings_resolved_by_cloudformat
     assert env["pay"]["ALIPAY_APP_ID"] == "{{resolve:ssm:/alipay-app-pay/ci/app-id}}"
     assert not [v for e in env.values() for k, v in e.items() if k in ("ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY")]
     assert "${ssm:" not in (ROOT / "serverless.yml").read_text(encoding="utf-8")
+
+
+def test_pay_takes_its_prices_from_the_server_unless_the_deployer_opts_out(template):
+    """The deployed default is PRICE_SOURCE=catalog (a client's price only by an explicit opt-in),
+    and with no catalog exported pay answers 500 rather than signing the client's price."""
+    (pay,) = [r for r in template.values() if r["Type"] == "AWS::Lambda::Function"
+              and r["Properties"]["FunctionName"].endswith("-pay")]
+    variables = pay["Properties"]["Environment"]["Variables"]
+    assert variables["PRICE_SOURCE"] == "catalog" and variables["PRODUCT_CATALOG"] == ""
 
 
 def test_the_order_table_keeps_point_in_time_recovery(template):

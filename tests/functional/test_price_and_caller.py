@@ -19,6 +19,7 @@ def catalog(tmp_path, monkeypatch, dynamodb):
     path = tmp_path / "products.json"
     path.write_text(json.dumps(CATALOG, ensure_ascii=False), encoding="utf-8")
     monkeypatch.setenv("PRODUCT_CATALOG", str(path))
+    monkeypatch.delenv("PRICE_SOURCE")  # the deployed default: catalog
     config.reset()
     return path
 
@@ -75,6 +76,7 @@ def test_a_broken_catalog_fails_closed_as_a_configuration_error(tmp_path, monkey
     path = tmp_path / "products.json"
     path.write_text(document, encoding="utf-8")
     monkeypatch.setenv("PRODUCT_CATALOG", str(path))
+    monkeypatch.delenv("PRICE_SOURCE")
     config.reset()
     reply = pay(pay_event(purchase(total_amount="198.01")))
     assert reply["statusCode"] == 500 and json.loads(reply["body"])["msg"] == "server configuration error"
@@ -83,12 +85,13 @@ def test_a_broken_catalog_fails_closed_as_a_configuration_error(tmp_path, monkey
 
 def test_a_missing_catalog_file_fails_closed(monkeypatch, dynamodb):
     monkeypatch.setenv("PRODUCT_CATALOG", "catalog/does-not-exist.json")
+    monkeypatch.delenv("PRICE_SOURCE")
     config.reset()
     assert pay(pay_event(purchase(total_amount="198.01")))["statusCode"] == 500
     assert stored_items(dynamodb) == []
 
 
-def test_without_a_catalog_the_client_amount_is_used(dynamodb):
+def test_with_price_source_client_the_client_amount_is_used(dynamodb):  # conftest's env opts in
     assert pay(pay_event(purchase(total_amount="3.00")))["statusCode"] == 200
     assert stored_cents(dynamodb) == [300]
 
