@@ -9,9 +9,14 @@ EVENT  ?= {}
 
 FZLEE  := .venv-fzlee
 
-.PHONY: run demo reconcile invoke test package bench clean fzlee
+.PHONY: run demo reconcile invoke test package bench clean fzlee browser
 
-$(STAMP): requirements.txt requirements-dev.txt
+# Debian's headless browser for the checkout's browser tests: installed when missing (as root, with
+# apt-get; otherwise the command to run is printed and those tests skip). Nothing is downloaded at
+# test time: Selenium is handed /usr/bin/chromedriver.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-zenhei
+
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)

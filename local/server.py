@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from local import events, schema
+from local import cashier, events, schema
+from local.checkout import Shop
 from local.faults import FaultSwitch
 from local.sandbox import OUTCOMES, Sandbox, scan
 
@@ -138,6 +139,7 @@ class LocalServer(ThreadingHTTPServer):
         self.routes = routes
         self.sandbox = sandbox
         self.faults = faults
+        self.shop = Shop(f"http://{address[0]}:{self.server_address[1]}", lambda: self.sandbox)  # GET /: local/checkout.py
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -173,6 +175,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._faults(body)
         if url.path.startswith(INVOKE) and self.command == "POST":
             return self._invoke_directly(url.path[len(INVOKE):], body)
+        if self.server.sandbox is not None:
+            page = self.server.shop.handle(self.command, url.path, url.query, body or b"")
+            if page is not None:
+                status, content_type, data, headers = page
+                return self._send(status, content_type, data, headers)
         for route in self.server.routes:
             params = route.match(self.command, url.path)
             if params is not None:
@@ -242,6 +249,12 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return self._send_json(400, {"message": f"outcome must be one of {', '.join(OUTCOMES)}"})
             trade = scan(sandbox, args.get("out_trade_no", ""), args.get("outcome", "success"))
             return self._send_json(200 if trade else 404, trade or {"message": "no unpaid trade with that out_trade_no"})
+        if path == "/scan" and self.command == "GET":  # the buyer's phone after scanning the code
+            return self._send(*cashier.scan_page(sandbox, query))
+        if path == "/scan/choice" and self.command == "POST":
+            return self._send(*cashier.scan_act(sandbox, body or b""))
+        if path == "/cashier" and self.command == "POST":  # the buyer's choice at the page/wap cashier
+            return self._send(*cashier.act(sandbox, body or b""))
         if path.startswith("/trades/") and self.command == "GET":
             trade = sandbox.ledger.snapshot(unquote(path[len("/trades/"):]))
             return self._send_json(200 if trade else 404, trade or {"message": "no such trade"})
