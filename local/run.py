@@ -20,7 +20,7 @@ from typing import Dict, Optional
 from shared import config
 from shared.aws import repository
 
-from local import certs, keys, schema
+from local import certs, keys, logformat, schema
 from local.notifier import DEFAULT_TIME_SCALE, Notifier
 from local.ledger import Ledger
 
@@ -145,6 +145,7 @@ def banner(stack: LocalStack) -> str:
     schedules = "".join(f"\n  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)
     return f"""\
 alipay-app-pay, local stack on {url}
+  Checkout: open {url}/ in a browser (pick a product and a channel, pay at the emulated cashier)
 {routes}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
@@ -155,8 +156,10 @@ alipay-app-pay, local stack on {url}
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}
   Signing: {"certificate mode, files in " + str(keys.local_dir() / "certs") if stack.cert_mode else "public-key mode"}
-  Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier pays
-    and returns to /pay/return) or "precreate" (then POST {url}/sandbox/scan?out_trade_no=...)
+  Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier lets
+    the buyer pay, cancel or close; paid returns to /pay/return) or "precreate" (then open
+    {url}/sandbox/scan?out_trade_no=... or POST it)
+  Logs: one line per event (Asia/Shanghai time, order, amount); LOG_FORMAT=json for Lambda's JSON lines
 
 Walk-through (or `make demo` in another terminal):
   REPLY=$(curl -s -X POST {url}/pay -H 'content-type: application/json' \\
@@ -180,7 +183,8 @@ def main(argv: Optional[list] = None) -> None:
         help="public-key-certificate mode: certificates in .local/certs, SNs checked by the emulator",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logformat.install(os.environ.get("LOG_FORMAT"))  # readable lines; LOG_FORMAT=json: Lambda's JSON lines
+    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Dict, Optional, Tuple
 
-from .domain import clock, idempotency
+from .domain import clock, idempotency, money
 from . import logs, reconcile
 from .alipay import orderstr
 from .config import Settings
@@ -153,7 +153,7 @@ def pay(
         )
         result, replayed = dict(outcome.result), outcome.replayed
     order_num = result.pop("orderNum")
-    logs.bind(order_num=order_num)
+    logs.bind(order_num=order_num, total_amount=money.cents_to_yuan(new.total_cents))
     log.info("payment issued (channel %s)%s", channel, " (replayed for its Idempotency-Key)" if replayed else "")
     return Payment(order_num, result, replayed)
 
@@ -194,7 +194,7 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
         )
     except NotifyRejected as exc:
         return NotifyResult("fail", f"rejected: {exc.reason}")
-    logs.bind(order_num=notify.out_trade_no, trade_status=notify.trade_status)
+    logs.bind(order_num=notify.out_trade_no, trade_status=notify.trade_status, total_amount=money.cents_to_yuan(notify.total_cents))
     try:
         paid_at = clock.parse_alipay_time(notify.gmt_payment) if notify.gmt_payment else None
         transition = apply_trade_status(
