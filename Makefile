@@ -50,7 +50,14 @@ reconcile: $(STAMP)
 invoke: $(STAMP)
 	$(PY) -m local.invoke $(FUNCTION) '$(EVENT)'
 
-test: $(STAMP) $(NODE_STAMP)
+browser:
+	@if dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(BROWSER_PACKAGES) (Debian packages) for the browser tests"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
+	else echo "browser tests will skip: run  sudo apt-get install $(BROWSER_PACKAGES)"; fi
+
+test: $(STAMP) $(NODE_STAMP) browser
 	$(PY) -m pytest
 
 # Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the
