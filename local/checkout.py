@@ -46,6 +46,12 @@ SDK_OUTCOMES = (
     ("closed", "Cancel in the app (6001)", "secondary"),
     ("drop", "Pay, but the notify is lost", "secondary"),
 )
+# A channel's own inputs, sent to POST /pay when that channel is picked, with the emulator's buyer as
+# the default: shown only for channels pay lists (validation.CHANNELS), so they appear with them.
+CHANNEL_INPUTS: Dict[str, Tuple[Tuple[str, str, str], ...]] = {
+    "jsapi": (("buyerId", "buyer_id (jsapi)", "2088102177846880"),),
+    "barcode": (("authCode", "auth_code: the buyer's payment code (barcode)", "284567891234567890"),),
+}
 DEMO_PRODUCTS = (  # without PRODUCT_CATALOG, pay takes the client's amount
     ("PROD_1", "数据恢复产品 A", "198.01"),
     ("PROD_COFFEE", "Coffee 咖啡", "0.01"),
@@ -139,7 +145,8 @@ class Shop:
             f'<form method="post" action="/checkout" id="checkout"><fieldset><legend>Product</legend>{choices}'
             f'<p class="note">{esc(where)}</p></fieldset>'
             f"<fieldset><legend>Channel</legend>{channels}</fieldset>"
-            '<p><label>userId <input name="userId" value="USER_1" maxlength="64"></label></p>'
+            + channel_inputs()
+            + '<p><label>userId <input name="userId" value="USER_1" maxlength="64"></label></p>'
             '<button type="submit" id="pay">Pay 支付</button></form>'
             + self.recent_table()
         )
@@ -164,10 +171,7 @@ class Shop:
         product = next((p for p in offered if p.product_id == fields.get("productId")), None)
         if product is None:
             return html_reply(400, page("Checkout", '<h1 class="bad">Pick a product from the list</h1>'))
-        request = {
-            "productId": product.product_id, "userId": fields.get("userId", ""), "orderName": product.name,
-            "total_amount": product.price, "channel": fields.get("channel", ""),
-        }
+        request = pay_request(fields, product)
         status, reply = self.call("POST", "/pay", request)
         if status != 200 or not isinstance(reply, dict) or not isinstance(reply.get("data"), dict):
             message = reply.get("msg") if isinstance(reply, dict) else reply
@@ -278,6 +282,28 @@ class Shop:
             return status, json.loads(text)
         except ValueError:
             return status, text
+
+
+def channel_inputs() -> str:
+    """The inputs of the channels pay lists that take their own fields (jsapi's buyer, barcode's code)."""
+    inputs = "".join(
+        f'<p><label>{esc(label)} <input name="{esc(name)}" id="input-{esc(name)}" value="{esc(default)}" maxlength="128"></label></p>'
+        for channel in validation.CHANNELS for name, label, default in CHANNEL_INPUTS.get(channel, ())
+    )
+    return f"<fieldset><legend>Channel fields</legend>{inputs}</fieldset>" if inputs else ""
+
+
+def pay_request(fields: Dict[str, str], product: Product) -> Dict[str, str]:
+    """The JSON body of POST /pay for the checkout form: the product, and the chosen channel's inputs."""
+    channel = fields.get("channel", "")
+    request = {
+        "productId": product.product_id, "userId": fields.get("userId", ""), "orderName": product.name,
+        "total_amount": product.price, "channel": channel,
+    }
+    for name, _, _ in CHANNEL_INPUTS.get(channel, ()):
+        if fields.get(name):
+            request[name] = fields[name]
+    return request
 
 
 # --- how to pay, per channel (jsapi and barcode get the generic view until they have their own) --

@@ -63,3 +63,19 @@ def test_products_come_from_the_catalog_pay_prices_from(tmp_path):
     with pytest.raises(CatalogError):
         checkout.products({"PRODUCT_CATALOG": str(path)})
     assert checkout.products({})[1] is False
+
+
+def test_a_channel_with_its_own_inputs_shows_them_once_pay_lists_it(monkeypatch):
+    """jsapi and barcode slot in: their inputs appear when validation.CHANNELS names them, and go to pay."""
+    from shared.domain import validation
+
+    tea = checkout.Product("PROD_TEA", "Tea", "12.50")
+    monkeypatch.setattr(validation, "CHANNELS", ("app", "page"))
+    assert checkout.channel_inputs() == ""
+    monkeypatch.setattr(validation, "CHANNELS", ("app", "page", "jsapi", "barcode"))
+    inputs = checkout.channel_inputs()
+    assert 'name="buyerId"' in inputs and 'name="authCode"' in inputs
+    request = checkout.pay_request({"channel": "barcode", "userId": "U", "authCode": "284567891234567890", "buyerId": "x"}, tea)
+    assert request == {"productId": "PROD_TEA", "userId": "U", "orderName": "Tea", "total_amount": "12.50",
+                       "channel": "barcode", "authCode": "284567891234567890"}
+    assert "authCode" not in checkout.pay_request({"channel": "page", "authCode": "1"}, tea)
