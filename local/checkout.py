@@ -15,6 +15,7 @@ order from the table, the trade and its notify deliveries from the emulator (the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
@@ -35,6 +36,8 @@ from shared.aws.repository import order_repository
 
 from local.cashier import form_fields
 from local.pages import esc, form, page, redirect, table
+
+log = logging.getLogger(__name__)
 
 Reply = Tuple[int, str, bytes, Dict[str, str]]
 HTML = "text/html; charset=utf-8"
@@ -104,7 +107,15 @@ class Shop:
     # --- routing -------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> Optional[Reply]:
-        """The reply for a checkout path, or None when the path is not the checkout's."""
+        """The reply for a checkout path, or None when the path is not the checkout's. A failure
+        of ours (a bad catalog file, DynamoDB) is a 500 page naming it, never a dropped connection."""
+        try:
+            return self._route(method, path, query, body)
+        except Exception as exc:  # noqa: BLE001 - the page says what broke; the log has the traceback
+            log.exception("checkout %s %s failed", method, path)
+            return html_reply(500, page("Checkout", f'<h1 class="bad">The checkout failed: {esc(type(exc).__name__)}: {esc(exc)}</h1>', bar=self.bar()))
+
+    def _route(self, method: str, path: str, query: str, body: bytes) -> Optional[Reply]:
         if path == "/favicon.ico":
             return 204, "image/x-icon", b"", {}
         if path == "/" and method == "GET":
@@ -126,10 +137,7 @@ class Shop:
     # --- pages ---------------------------------------------------------------------------------
 
     def home(self, query: str) -> Reply:
-        try:
-            offered, priced = products()
-        except Exception as exc:  # noqa: BLE001 - a bad catalog is shown, not crashed on
-            return html_reply(500, page("Checkout", f'<h1 class="bad">The product catalog cannot be read: {esc(exc)}</h1>'))
+        offered, priced = products()
         choices = "".join(
             f'<label><input type="radio" name="productId" value="{esc(p.product_id)}"{" checked" if i == 0 else ""}> '
             f"{esc(p.name)} · ¥{esc(p.price)}</label><br>"
@@ -238,7 +246,7 @@ class Shop:
 
     def app_pay(self, order_num: str, body: bytes) -> Reply:
         """The app hands the orderStr to Alipay's SDK (the emulator's ``/sandbox/app-pay``)."""
-        fields = form_fields(body[:16384]) if len(body) <= 16384 else None
+        fields = form_fields(body)
         with self._lock:
             purchase = self.recent.get(order_num)
         if fields is None or purchase is None or "orderStr" not in purchase.data:

@@ -79,3 +79,13 @@ def test_a_channel_with_its_own_inputs_shows_them_once_pay_lists_it(monkeypatch)
     assert request == {"productId": "PROD_TEA", "userId": "U", "orderName": "Tea", "total_amount": "12.50",
                        "channel": "barcode", "authCode": "284567891234567890"}
     assert "authCode" not in checkout.pay_request({"channel": "page", "authCode": "1"}, tea)
+
+
+def test_a_broken_catalog_is_a_500_page_that_names_it(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.json"
+    path.write_text('{"products": {"P1": {"price": "-1"}}}', encoding="utf-8")
+    monkeypatch.setenv("PRODUCT_CATALOG", str(path))
+    shop = checkout.Shop("http://127.0.0.1:9", lambda: None)
+    status, content_type, body, _ = shop.handle("GET", "/", "", b"")
+    assert (status, content_type) == (500, "text/html; charset=utf-8") and b"CatalogError" in body
+    assert shop.handle("GET", "/not-the-checkout", "", b"") is None
