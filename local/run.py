@@ -32,6 +32,8 @@ APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
 ORDER_TABLE = "alipay-app-pay-local-Order"
 IDEMPOTENCY_TABLE = "alipay-app-pay-local-Idempotency"
+EVENT_BUS = "alipay-app-pay-local-orders"
+EVENT_SOURCE = "alipay-app-pay"
 
 
 def local_env(port: int) -> Dict[str, str]:
@@ -45,6 +47,8 @@ def local_env(port: int) -> Dict[str, str]:
         "ALIPAY_GATEWAY_URL": f"{base}/sandbox/gateway.do",
         "ORDER_TABLE": ORDER_TABLE,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "EVENT_BUS_NAME": EVENT_BUS,
+        "EVENT_SOURCE": EVENT_SOURCE,
         "AWS_DEFAULT_REGION": "ap-east-1",
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
@@ -62,6 +66,7 @@ class LocalStack:
         self._mock = None
         self._thread: Optional[threading.Thread] = None
         self.schedules: list = []
+        self.pipelines: list = []
 
     @property
     def url(self) -> str:
@@ -92,7 +97,8 @@ class LocalStack:
         schema.create_order_table(repository.dynamodb_client(), ORDER_TABLE)
         schema.create_order_table(repository.dynamodb_client(), IDEMPOTENCY_TABLE, "IdempotencyTable")
         self.server.routes = http_routes()
-        self.server.faults = FaultSwitch({"dynamodb": repository.dynamodb_client()})  # the handlers' client
+        # the handlers' own clients: `POST /local/faults {"events": {"fail_next": 3}}` fails PutEvents
+        self.server.faults = FaultSwitch({"dynamodb": repository.dynamodb_client(), "events": repository.client("events")})
         self.server.sandbox = Sandbox(
             app_id=APP_ID, seller_id=SELLER_ID, app_public_key=app.public_key, alipay_private_key=ali.private_key,
             notifier=Notifier(Ledger(), self.time_scale), certs=certificates,
@@ -102,8 +108,19 @@ class LocalStack:
         from local.schedule import start_schedules
         from local.server import functions
 
-        self.schedules = start_schedules(functions(), os.environ)  # e.g. reconcile, every RECONCILE_INTERVAL_SECONDS
+        declared = functions()
+        self.schedules = start_schedules(declared, os.environ)  # e.g. reconcile, every RECONCILE_INTERVAL_SECONDS
+        self.pipelines = self._order_events(declared)
         return self
+
+    def _order_events(self, functions) -> list:
+        """The stream functions of serverless.yml (publish_events) over moto's Order table stream."""
+        from local.order_events import LocalEventBus, OrderEventsPipeline
+
+        bus = LocalEventBus(EVENT_BUS, EVENT_SOURCE, os.environ.get("LOCAL_EVENTS_WEBHOOK", "").strip() or None)
+        self.server.order_events = bus
+        return [OrderEventsPipeline(ORDER_TABLE, f.invoke, stream, bus).start()
+                for f in functions.values() for stream in f.streams]
 
     def _certificates(self, app, ali, env: Dict[str, str]) -> Optional["CertMode"]:
         """Certificate mode: the three files (made once into .local/certs), named by path in
@@ -125,6 +142,8 @@ class LocalStack:
     def stop(self) -> None:
         for schedule in self.schedules:
             schedule.stop()
+        for pipeline in self.pipelines:
+            pipeline.stop()
         if self.server is not None:
             if self.server.sandbox is not None:
                 self.server.sandbox.notifier.stop()
@@ -151,7 +170,8 @@ alipay-app-pay, local stack on {url}
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
   GET  {url}/sandbox/trades/{{outTradeNo}}                 (the emulator's ledger and notify log)
   POST {url}/local/invoke/{{function}}                      (direct invocation, the body is the event)
-  POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail){schedules}
+  POST {url}/local/faults                                 ({{"dynamodb": {{"fail_next": N}}}}: the next N DynamoDB calls fail; also "events")
+  GET  {url}/local/events?outTradeNo=...                  (order events from the table's stream, as the bus delivered them){schedules}
   DynamoDB: moto, in process, table {ORDER_TABLE} (from serverless.yml)
   Keys: {keys.local_dir() / 'keys'} (app + emulated Alipay, made on first run)
   Notify retries: Alipay's schedule x {stack.time_scale:g}

@@ -9,7 +9,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERLESS_YML = ROOT / "serverless.yml"
-CREATE_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
+CREATE_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "StreamSpecification")
 
 
 def table_properties(logical_id: str = "OrderTable") -> Dict[str, Any]:
@@ -22,6 +22,8 @@ def create_table_kwargs(table_name: str, logical_id: str = "OrderTable") -> Dict
     """Arguments for ``dynamodb.create_table`` equal to the deployed table's definition."""
     props = table_properties(logical_id)
     kwargs = {key: props[key] for key in CREATE_TABLE_KEYS if key in props}
+    if "StreamSpecification" in kwargs:  # CloudFormation's form has no StreamEnabled; the API's needs it
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **kwargs["StreamSpecification"]}
     kwargs["TableName"] = table_name
     return kwargs
 

@@ -31,6 +31,7 @@ MAX_BODY = 1024 * 1024
 SANDBOX = "/sandbox"
 INVOKE = "/local/invoke/"  # POST /local/invoke/<function>: direct invocation, as `aws lambda invoke`
 FAULTS = "/local/faults"  # POST: make the next N DynamoDB calls fail (local/faults.py); GET: the state
+EVENTS = "/local/events"  # GET: the order events the stage's bus delivered (local/order_events.py)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Function:
     handler: Callable[[Any, Any], Any]
     timeout: float
     schedules: Tuple[str, ...]  # rate(...) expressions of its schedule events
+    streams: Tuple[Mapping[str, Any], ...] = ()  # its ``stream`` events (DynamoDB streams), as written
 
     def invoke(self, event: Any) -> Any:
         return self.handler(event, LambdaContext(self.name, self.timeout))
@@ -118,13 +120,16 @@ def functions(spec: Optional[Mapping[str, Any]] = None) -> Dict[str, Function]:
     default_timeout = float((spec.get("provider") or {}).get("timeout", 6))
     found = {}
     for name, function in (spec.get("functions") or {}).items():
-        schedules = []
+        schedules, streams = [], []
         for event in function.get("events") or []:
             schedule = event.get("schedule") if isinstance(event, dict) else None
             if schedule:
                 schedules.append(schedule if isinstance(schedule, str) else schedule.get("rate", ""))
+            if isinstance(event, dict) and isinstance(event.get("stream"), dict):
+                streams.append(event["stream"])
         found[name] = Function(
-            name, load_handler(function["handler"]), float(function.get("timeout", default_timeout)), tuple(schedules)
+            name, load_handler(function["handler"]), float(function.get("timeout", default_timeout)), tuple(schedules),
+            tuple(streams),
         )
     return found
 
@@ -139,6 +144,7 @@ class LocalServer(ThreadingHTTPServer):
         self.routes = routes
         self.sandbox = sandbox
         self.faults = faults
+        self.order_events = None  # local.order_events.LocalEventBus, once the stack runs
         self.shop = Shop(f"http://{address[0]}:{self.server_address[1]}", lambda: self.sandbox)  # GET /: local/checkout.py
 
 
@@ -173,6 +179,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._sandbox(url.path[len(SANDBOX):], url.query, body)
         if url.path == FAULTS and self.server.faults is not None and self.command in ("GET", "POST"):
             return self._faults(body)
+        if url.path == EVENTS and self.command == "GET" and self.server.order_events is not None:
+            wanted = dict(parse_qsl(url.query)).get("outTradeNo")
+            return self._send_json(200, {"events": self.server.order_events.listed(wanted)})
         if url.path.startswith(INVOKE) and self.command == "POST":
             return self._invoke_directly(url.path[len(INVOKE):], body)
         if self.server.sandbox is not None:

@@ -37,11 +37,15 @@ GATEWAY_URL = "ALIPAY_GATEWAY_URL"
 APP_CERT = "ALIPAY_APP_CERT"  # certificate mode: app public-key certificate (PEM text or file path)
 ALIPAY_CERT = "ALIPAY_CERT"  # certificate mode: Alipay public-key certificate
 ROOT_CERT = "ALIPAY_ROOT_CERT"  # certificate mode: Alipay root certificate bundle
+EVENT_BUS_NAME = "EVENT_BUS_NAME"  # order events: the stage's EventBridge bus (shared/order_events.py)
+EVENT_SOURCE = "EVENT_SOURCE"  # order events: their ``source`` (the service name)
 
 _APP_ID_RE = re.compile(r"^\d{16}$")
 _SELLER_ID_RE = re.compile(r"^2088\d{12}$")
 _URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_BUS_RE = re.compile(r"^[A-Za-z0-9._-]{1,256}$")  # an EventBridge bus name (not an ARN)
+_SOURCE_RE = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
 
 
 class Settings:
@@ -199,6 +203,14 @@ class Settings:
     def alipay_cert_sn(self) -> Optional[str]:
         """The SN Alipay's responses and notifies must name, if they name one (certificate mode)."""
         return self.alipay_cert.sn if self.alipay_cert is not None else None
+
+    @cached_property
+    def event_bus_name(self) -> str:
+        return self._matching(EVENT_BUS_NAME, _BUS_RE, "an EventBridge bus name")
+
+    @cached_property
+    def event_source(self) -> str:
+        return self._matching(EVENT_SOURCE, _SOURCE_RE, "an event source name")
 
     def require(self, *names: str) -> "Settings":
         """Validate the named attributes now (first failure raises), so no later step can."""

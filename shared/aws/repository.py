@@ -66,12 +66,15 @@ DYNAMODB = CallBudget(attempts=2, connect_timeout=0.3, read_timeout=0.6)
 # Keys are read once per container and then every SECRETS_TTL_SECONDS; a failed refresh keeps the
 # cached key (shared/secrets.py), so only a cold start depends on this one unretried call.
 SECRETS = CallBudget(attempts=1, connect_timeout=0.3, read_timeout=0.7)
+# Order events (shared/order_events.py) run off the stream, where nobody waits on them: more
+# patience per call, and a batch that still fails is retried by Lambda's event source mapping.
+EVENTS = CallBudget(attempts=3, connect_timeout=1.0, read_timeout=3.0)
 
 
 # --- clients --------------------------------------------------------------------------------------
 
 _clients: Dict[str, Any] = {}
-BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS}
+BUDGETS = {"dynamodb": DYNAMODB, "ssm": SECRETS, "secretsmanager": SECRETS, "events": EVENTS}
 
 
 def client(service: str):
@@ -150,6 +153,11 @@ def _from_attr(attr: Dict[str, Any]) -> Any:
 
 def _item(order: Order) -> Dict[str, Dict[str, str]]:
     return {k: _to_attr(v) for k, v in order.to_dict().items()}
+
+
+def order_from_image(item: Optional[Dict[str, Dict[str, str]]]) -> Optional[Order]:
+    """An Order from its DynamoDB attribute map (a GetItem item, or a stream record's image)."""
+    return _order(item)
 
 
 def _order(item: Optional[Dict[str, Dict[str, str]]]) -> Optional[Order]:
