@@ -204,6 +204,7 @@ class Shop:
         with self._lock:
             purchase = self.recent.get(order_num)
         trade = self._sandbox().ledger.snapshot(order_num)
+        events = self.events(order_num)
         flash = dict(parse_qsl(query[:2048])).get("msg")
         body = (
             f"<h1>{esc(order.order_name)}</h1>"
@@ -220,7 +221,7 @@ class Shop:
             + (self.how_to_pay(order, purchase) if order.status == UNPAID and purchase else "")
             + (self.refund_form(order) if order.status == PAID else "")
             + "<h2>Timeline</h2>"
-            + table(("time (Asia/Shanghai)", "where", "what"), timeline(order, trade), id_="timeline")
+            + table(("time (Asia/Shanghai)", "where", "what"), timeline(order, trade, events), id_="timeline")
             + f'<p class="note">Raw: <a href="/orders/{esc(quote(order_num))}">GET /orders/…</a> · '
             f'<a href="/sandbox/trades/{esc(quote(order_num))}">the emulator\'s trade</a></p>'
         )
@@ -273,6 +274,13 @@ class Shop:
         else:
             message = f"refund {event['outRequestNo']}: the function failed ({status}: {str(result)[:200]})"
         return redirect(ORDERS + quote(order_num) + "?" + urlencode({"msg": message}))
+
+    def events(self, order_num: str) -> List[Dict[str, Any]]:
+        """The order events the stage's bus delivered for this order (``GET /local/events``); none
+        when the stack runs without the local event pipeline."""
+        status, reply = self.call("GET", "/local/events?" + urlencode({"outTradeNo": order_num}))
+        found = reply.get("events") if status == 200 and isinstance(reply, dict) else None
+        return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
 
     def call(self, method: str, path: str, payload: Any = None, raw: Optional[bytes] = None) -> Tuple[int, Any]:
         """One HTTP call to this stack, as the shop's app makes it: (status, JSON or text)."""
@@ -369,8 +377,9 @@ def shanghai(text: Optional[str]) -> str:
     return clock.alipay_timestamp(at)
 
 
-def timeline(order: Order, trade: Optional[Dict[str, Any]]) -> List[Sequence[str]]:
-    """Every step of the order, oldest first: the shop's table, Alipay's trade, its notifies."""
+def timeline(order: Order, trade: Optional[Dict[str, Any]], events: Sequence[Dict[str, Any]] = ()) -> List[Sequence[str]]:
+    """Every step of the order, oldest first: the shop's table, Alipay's trade, its notifies, and
+    the order events published on the bus (at their EventBridge ``time``)."""
     rows: List[Tuple[str, int, str, str]] = [(shanghai(order.order_date), 0, "shop", "order created (POST /pay), status 0")]
     if trade:
         rows.append((shanghai(trade.get("gmt_create")), 1, "Alipay", "trade opened"))
@@ -389,6 +398,11 @@ def timeline(order: Order, trade: Optional[Dict[str, Any]]) -> List[Sequence[str
             rows.append((shanghai(refund.refunded_at), 6, "shop", f"refund {request_no} {refund.status.lower()}"))
     if order.status == CLOSED:
         rows.append(("", 7, "shop", "closed (status 2)"))
+    for event in events:
+        detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+        refund = f" ¥{money.cents_to_yuan(detail['refundAmount'])}" if isinstance(detail.get("refundAmount"), int) else ""
+        what = f"{event.get('detail-type')}{refund} published (eventId {str(detail.get('eventId', ''))[:12]}…)"
+        rows.append((shanghai(str(event.get("time") or detail.get("time") or "")), 8, "events", what))
     rows.sort(key=lambda row: (row[0] or "9", row[1]))
     return [(esc(at), esc(where), esc(what)) for at, _, where, what in rows]
 

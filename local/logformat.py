@@ -4,12 +4,15 @@
 the time in Asia/Shanghai (Alipay's clock, whatever the machine's TZ), the order number and amount
 when the line has them (the keys ``order_num`` / ``total_amount`` the functions bind for their
 JSON lines), which part spoke, and what happened. The JSON lines stay exactly what Lambda logs:
-``LOG_FORMAT=json make run`` shows them instead. Key material is scrubbed as in the JSON lines.
+``LOG_FORMAT=json make run`` shows them instead, with the EMF metric lines, which readable mode
+shortens to one line each too. Key material is scrubbed as in the JSON lines.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
+import sys
 from datetime import datetime
 from typing import Optional
 
@@ -68,9 +71,42 @@ def install(log_format: Optional[str]) -> None:
     if not root.handlers:
         root.addHandler(logging.StreamHandler())
     json_lines = (log_format or "").lower() == "json"
+    if not json_lines and not isinstance(sys.stdout, ReadableMetrics):
+        sys.stdout = ReadableMetrics(sys.stdout)
     formatter = logs.JsonFormatter() if json_lines else ReadableFormatter()
     for handler in root.handlers:
         handler.setFormatter(formatter)
         handler.removeFilter(quiet_access)
         if not json_lines:
             handler.addFilter(quiet_access)
+
+
+class ReadableMetrics:
+    """stdout for ``make run``: an EMF line (``shared/aws/metrics.py``, what CloudWatch reads on
+    Lambda) becomes ``08:46:00 - metrics  pay_notify Notify=1 NotifyFail=0 (Outcome applied)``;
+    every other line passes through unchanged."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith('{"_aws"'):
+            try:
+                text = metrics_line(json.loads(text)) + ("\n" if text.endswith("\n") else "")
+            except (ValueError, KeyError, TypeError, IndexError):
+                pass  # not one of ours after all: shown as it is
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def metrics_line(doc: dict) -> str:
+    directive = doc["_aws"]["CloudWatchMetrics"][0]
+    names = [m["Name"] for m in directive["Metrics"]]
+    dimensions = sorted({d for group in directive["Dimensions"] for d in group} - {"Service"})
+    at = clock.alipay_timestamp(datetime.fromtimestamp(doc["_aws"]["Timestamp"] / 1000, clock.SHANGHAI))[11:]
+    values = " ".join(f"{name}={doc[name]}" for name in names)
+    where = f" ({', '.join(f'{d} {doc[d]}' for d in dimensions)})" if dimensions else ""
+    order = doc.get("order_num") or doc.get("orderNum") or "-"
+    return f"{at} {order} metrics  {doc.get('Service', '')} {values}{where}"

@@ -79,6 +79,12 @@ class Pages:
         if navigates:
             WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(before))
 
+    def wait_for_url(self, prefix: str, timeout: float = 15.0) -> None:
+        """Until the browser is at a URL starting with ``prefix`` (after redirects and refreshes)."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(self.driver, timeout).until(lambda driver: driver.current_url.startswith(prefix))
+
     def body(self) -> str:
         from selenium.webdriver.common.by import By
 
@@ -86,9 +92,14 @@ class Pages:
 
     def until(self, shows: Callable[[str], bool], timeout: float = 15.0, refresh: bool = True) -> str:
         """Reload (as a person would) until the page's text ``shows`` what is awaited."""
+        from selenium.common.exceptions import WebDriverException
+
         deadline = time.monotonic() + timeout
         while True:
-            text = self.body()
+            try:
+                text = self.body()
+            except WebDriverException:  # the page was replaced while being read (a redirect): read again
+                text = ""
             if shows(text):
                 return text
             if time.monotonic() > deadline:

@@ -61,7 +61,7 @@ def test_page_channel_pay_returns_paid_and_the_timeline_shows_the_notify_then_a_
     order_page = pages.driver.current_url
     open_cashier(pages, out_trade_no)
     pages.click("cashier-pay")
-    assert pages.driver.current_url.startswith(f"{stack.url}/pay/return?")  # Alipay's signed sync return
+    pages.wait_for_url(f"{stack.url}/pay/return?")  # the receipt's refresh: Alipay's signed sync return
     pages.until(lambda text: "支付成功" in text and out_trade_no in text)  # the stored state, once notified
     pages.shot("return-paid")
 
@@ -80,6 +80,8 @@ def test_page_channel_pay_returns_paid_and_the_timeline_shows_the_notify_then_a_
     timeline = pages.text("timeline")
     assert "requested ¥2.50" in timeline and "alipay.trade.refund → Success" in timeline
     pages.until(lambda text: "refund_fee 2.50 · attempt 1 → answered success" in text)
+    timeline = pages.until(lambda text: "OrderRefunded ¥2.50 published" in text)  # GET /local/events
+    assert timeline.count("OrderPaid published") == 1
     assert pages.text("refund-amount") == "" and "¥2.50" in pages.body()
     pages.shot("order-refunded")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import time
 
 import pytest
@@ -82,7 +83,8 @@ def test_key_material_is_scrubbed_as_in_the_json_lines():
 
 
 @pytest.mark.parametrize("fmt, readable", [(None, True), ("", True), ("json", False), ("JSON", False)])
-def test_install_puts_readable_or_lambda_json_lines_on_the_root_handlers(fmt, readable):
+def test_install_puts_readable_or_lambda_json_lines_on_the_root_handlers(fmt, readable, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # install() wraps stdout for EMF lines: restored after
     root = logging.getLogger()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -94,8 +96,24 @@ def test_install_puts_readable_or_lambda_json_lines_on_the_root_handlers(fmt, re
     finally:
         root.handlers[:] = saved
     text = stream.getvalue().strip()
+    assert isinstance(sys.stdout, logformat.ReadableMetrics) == readable
     if readable:
         assert text.endswith(" ORDER_1_x pay  WARN payment issued")
     else:
         line = json.loads(text)
         assert (line["message"], line["order_num"], line["level"]) == ("payment issued", "ORDER_1_x", "WARNING")
+
+
+def test_an_emf_line_becomes_one_readable_line_and_other_output_passes(monkeypatch):
+    from shared.aws import metrics
+
+    monkeypatch.setenv("METRICS_SERVICE", "pay_notify")
+    out = io.StringIO()
+    readable = logformat.ReadableMetrics(out)
+    doc = metrics.emit({"Notify": 1, "NotifyFail": 0}, dimensions={"Outcome": "applied"}, stream=readable)
+    readable.write("a banner line\n")
+    readable.write('{"_aws": not json\n')
+    first, second, third = out.getvalue().splitlines()
+    at = logformat.ReadableFormatter().format(record("x", "", created=doc["_aws"]["Timestamp"] / 1000))[:8]
+    assert first == f"{at} - metrics  pay_notify Notify=1 NotifyFail=0 (Outcome applied)"
+    assert (second, third) == ("a banner line", '{"_aws": not json')
