@@ -37,7 +37,8 @@ def source(logger: str) -> str:
 
 
 class ReadableFormatter(logging.Formatter):
-    """``HH:MM:SS <order or -> [¥amount] <source>  <message>`` (tracebacks follow on their own lines)."""
+    """``HH:MM:SS <order or -> [¥amount] <source>  <message>`` (an exception's type and message end
+    the line; its traceback follows on its own lines)."""
 
     def format(self, record: logging.LogRecord) -> str:
         values = {**logs.current(), **vars(record)}
@@ -51,8 +52,9 @@ class ReadableFormatter(logging.Formatter):
             if order not in message:  # keys bound by an earlier request on this connection's thread
                 order, amount = "-", ""
         line = f"{at} {order}{amount} {source(record.name)}  {LEVELS.get(record.levelname, '')}{message}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        if record.exc_info:  # what failed on the line itself, the traceback below it
+            error = record.exc_info[1]
+            line += f" — {type(error).__name__}: {error}".rstrip() + "\n" + self.formatException(record.exc_info)
         return logs.scrub(line)
 
 

@@ -54,7 +54,7 @@ def test_the_invocations_bound_keys_are_used_and_levels_and_tracebacks_shown():
         rec.exc_info = sys.exc_info()
     line = logformat.ReadableFormatter().format(rec)
     first, *rest = line.splitlines()
-    assert first == "08:00:00 ORDER_1796171165717_aaaaaaaaaaaa ¥0.01 payments  ERROR payment failed"
+    assert first == "08:00:00 ORDER_1796171165717_aaaaaaaaaaaa ¥0.01 payments  ERROR payment failed — RuntimeError: boom"
     assert rest[-1] == "RuntimeError: boom"
 
 
