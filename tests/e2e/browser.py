@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
 
+CATALOG = Path(__file__).with_name("checkout_catalog.json")  # a name with <&> and quotes: shown as text
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = (
@@ -21,6 +23,19 @@ FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--window-size=1000,1200", "--lang=zh-CN",
 )
+
+
+@pytest.fixture(scope="module")
+def checkout_stack(local_dir, tmp_path_factory):
+    """``python -m local.run`` on a free port, pricing from the tests' catalog (PRODUCT_CATALOG,
+    as a shop sets it), so the checkout offers the same products whatever make run's default is."""
+    from tests.e2e.conftest import free_port, start
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRODUCT_CATALOG", str(CATALOG))
+        running = start([sys.executable, "-m", "local.run"], free_port(), local_dir, tmp_path_factory.mktemp("log") / "stack.log")
+    yield running
+    running.stop()
 
 
 def missing() -> Optional[str]:

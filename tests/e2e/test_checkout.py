@@ -9,9 +9,15 @@ import pytest
 
 from local import checkout
 from shared.domain.catalog import CatalogError
+from tests.e2e.browser import checkout_stack  # noqa: F401 - the fixture
 from tests.e2e.conftest import http
 
 FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture(scope="module")
+def stack(checkout_stack):  # noqa: F811 - this module's stack prices from the tests' catalog
+    return checkout_stack
 
 
 def buy(stack, **fields) -> tuple:
@@ -26,6 +32,7 @@ def test_hostile_text_is_escaped_on_every_page(stack):
     assert 'Tea &lt;&amp;&gt; &quot;quoted&quot;' in page
     home = http("GET", f"{stack.url}/", parse=False)[1]
     assert "<script>" not in home and "Tea &lt;&amp;&gt; &quot;quoted&quot;" in home
+    assert "prices from PRODUCT_CATALOG" in home  # the catalog pay prices from
 
 
 @pytest.mark.parametrize("fields, status, says", [

@@ -15,9 +15,15 @@ from urllib.parse import quote
 import pytest
 
 from tests.e2e import browser
+from tests.e2e.browser import checkout_stack  # noqa: F401 - the fixture
 from tests.e2e.test_local_stack import order
 
 TEA = "PROD_TEA"  # its name carries <&> and quotes: they must show as text, never as markup
+
+
+@pytest.fixture(scope="module")
+def stack(checkout_stack):  # noqa: F811 - this module's stack prices from the tests' catalog
+    return checkout_stack
 
 
 @pytest.fixture
