@@ -9,7 +9,7 @@ EVENT  ?= {}
 
 FZLEE  := .venv-fzlee
 
-.PHONY: run demo reconcile invoke test package bench clean fzlee browser
+.PHONY: run demo reconcile invoke test package deploy remove bench clean fzlee browser
 
 # Debian's headless browser for the checkout's browser tests: installed when missing (as root, with
 # apt-get; otherwise the command to run is printed and those tests skip). Nothing is downloaded at
@@ -64,6 +64,17 @@ test: $(STAMP) $(NODE_STAMP) browser
 # CloudFormation template land in .serverless/. No AWS account or credentials needed.
 package: $(STAMP) $(NODE_STAMP)
 	npx serverless package
+
+# Deploy a stage to AWS (README, "Deploy"): make deploy STAGE=prod REGION=ap-southeast-1. The
+# deployer's environment tunes it (LAMBDA_ARCH, API_THROTTLE_*, JWT_*, PUBLIC_BASE_URL, ALARM_*).
+deploy: $(STAMP) $(NODE_STAMP)
+	@test -n "$(STAGE)" -a -n "$(REGION)" || { echo "make deploy needs STAGE and REGION, e.g. make deploy STAGE=prod REGION=ap-southeast-1 (README, \"Deploy\")"; exit 2; }
+	npx serverless deploy --stage $(STAGE) --region $(REGION)
+
+# Remove a stage's stack; the Order table is retained (README, "Deploy": removing it on purpose).
+remove: $(NODE_STAMP)
+	@test -n "$(STAGE)" -a -n "$(REGION)" || { echo "make remove needs STAGE and REGION, e.g. make remove STAGE=prod REGION=ap-southeast-1"; exit 2; }
+	npx serverless remove --stage $(STAGE) --region $(REGION)
 
 # Speed and size next to their limits and references, measured in one run (bench/run.py).
 bench: $(STAMP) $(NODE_STAMP)

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import floor  # noqa: E402
+from bench import floor, memory  # noqa: E402
 from local import alipay, events, schema  # noqa: E402
 from shared import config  # noqa: E402
 from shared.alipay import notify, orderstr, signing
@@ -423,8 +423,9 @@ def cold_start_figures(report: Report, fx: Fixture, repeats: int) -> dict:
     report.add("  SDK: imports", "ms", ms(samples["sdk_src"], 1), "as on Lambda")
     report.add("  SDK: first sdk_execute (parses the key)", "ms", ms(samples["sdk_src"], 3))
     report.add("  SDK: wall clock", "ms", ms(samples["sdk_src"], 4), "spawn to orderStr")
-    report.add("boto3: import (both need it; in neither total)", "ms", ms(samples["boto3"], 1), "CPU, .pyc cached")
-    report.add("boto3: first client('dynamodb')", "ms", ms(samples["boto3"], 2))
+    figs["boto3_import"] = report.add("boto3: import (both need it; in neither total)", "ms", ms(samples["boto3"], 1),
+                                      "CPU, .pyc cached")
+    figs["boto3_client"] = report.add("boto3: first client('dynamodb')", "ms", ms(samples["boto3"], 2))
     return figs
 
 
@@ -446,8 +447,17 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
     os.environ.update(fx.env)
     config.reset()
     repository.reset()
-    in_dynamodb = [0.0, 0.0]  # wall, CPU
+    in_dynamodb = [0.0, 0.0, 0, 0.0]  # wall, CPU, calls, CPU inside moto (what DynamoDB itself does)
     original = botocore.client.BaseClient._make_api_call
+    from moto.core.botocore_stubber import BotocoreStubber
+    moto_call = BotocoreStubber.__call__
+
+    def timed_moto(self, *args, **kwargs):
+        cpu = time.process_time()
+        try:
+            return moto_call(self, *args, **kwargs)
+        finally:
+            in_dynamodb[3] += time.process_time() - cpu
 
     def timed(self, operation_name, api_params):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -455,6 +465,7 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
             return original(self, operation_name, api_params)
         finally:
             in_dynamodb[0] += time.perf_counter() - wall
+            in_dynamodb[2] += 1
             in_dynamodb[1] += time.process_time() - cpu
 
     # Lambda's runtime logs to CloudWatch through its root handler, which shared.logs gives our JSON
@@ -477,16 +488,17 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
                 return events.http_event("POST", "/pay", json.dumps(payload, ensure_ascii=False).encode(),
                                          {"content-type": "application/json"})
 
-            def run(handler, event, expect: Callable[[dict], bool]) -> Tuple[float, float, float, float, dict]:
-                in_dynamodb[:] = [0.0, 0.0]
+            def run(handler, event, expect: Callable[[dict], bool]) -> Tuple[float, float, float, float, int, float, dict]:
+                in_dynamodb[:] = [0.0, 0.0, 0, 0.0]
                 wall, cpu = time.perf_counter(), time.process_time()
                 reply = handler(event, None)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 if not expect(reply):
                     raise RuntimeError(f"unexpected reply: {reply}")
-                return wall, in_dynamodb[0], cpu, in_dynamodb[1], reply
+                return wall, in_dynamodb[0], cpu, in_dynamodb[1], in_dynamodb[2], in_dynamodb[3], reply
 
             botocore.client.BaseClient._make_api_call = timed
+            BotocoreStubber.__call__ = timed_moto
             pay_ok = lambda r: r["statusCode"] == 200  # noqa: E731
             warm = 3
             pays = [run(pay, pay_event(i), pay_ok) for i in range(warm + calls)]
@@ -500,6 +512,7 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
             notifies = [run(pay_notify, ev, notify_ok) for ev in notify_events]
     finally:
         botocore.client.BaseClient._make_api_call = original
+        BotocoreStubber.__call__ = moto_call
         root.handlers = saved_handlers
         sink.close()
         os.environ.clear()
@@ -514,7 +527,10 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
         report.add(f"warm {name}: inside DynamoDB calls", "ms", ms([r[1] for r in rows]), "wall; botocore + moto")
         figs[name + "_ours"] = report.add(f"warm {name}: outside DynamoDB (ours)", "ms", ms([r[0] - r[1] for r in rows]),
                                           "wall")
-        report.add(f"warm {name}: outside DynamoDB (ours, CPU)", "ms", ms([r[2] - r[3] for r in rows]), "CPU")
+        figs[name + "_cpu"] = report.add(f"warm {name}: outside DynamoDB (ours, CPU)", "ms", ms([r[2] - r[3] for r in rows]), "CPU")
+        figs[name + "_botocore_cpu"] = report.add(f"warm {name}: botocore's own share (CPU)", "ms",
+                                                  ms([r[3] - r[5] for r in rows]), "DynamoDB calls without moto's work")
+        figs[name + "_calls"] = report.add(f"warm {name}: DynamoDB calls", "n", [r[4] for r in rows])
     return figs
 
 
@@ -636,6 +652,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     crypto = crypto_figures(report, fx, repeats, seconds, openssl_seconds=1)
     cold = cold_start_figures(report, fx, max(repeats, 3) if not args.quick else 1)
     handlers = handler_figures(report, fx, handler_calls)
+    memory.memory_figures(report, cold, handlers)
     packages = package_figures(report, not args.no_package)
     add_ratios(report, crypto, cold, handlers, packages)
     report.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on this machine)")

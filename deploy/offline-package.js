@@ -33,7 +33,7 @@ class OfflinePackage {
     const root = this.serverless.serviceDir || this.serverless.config.servicePath;
     const venvPython = path.join(root, '.venv', 'bin', 'python');
     const python = fs.existsSync(venvPython) ? venvPython : 'python3';
-    const args = [path.join(root, 'deploy', 'build_layer.py'), '--python-version', version, '--arch', provider.architecture || 'x86_64'];
+    const args = [path.join(root, 'deploy', 'build_layer.py'), '--python-version', version, '--arch', provider.architecture || 'arm64'];
     const result = spawnSync(python, args, { cwd: root, stdio: 'inherit' });
     if (result.status !== 0) {
       throw new this.serverless.classes.Error(`building the layer failed: ${python} ${args.join(' ')}`);

@@ -2,7 +2,7 @@
 a mapping that retries, splits and parks, a publisher allowed its own bus only, and alarms."""
 import pytest
 
-from tests.functional.test_package import packaged, statements, template  # noqa: F401 - fixtures
+from tests.functional.test_package import statements, template  # noqa: F401 - fixtures (packaged: conftest.py)
 
 
 def resources_of(template, kind):
