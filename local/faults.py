@@ -97,8 +97,9 @@ class Faults:
 
 
 class FaultSwitch:
-    """The local stack's switch: ``{"dynamodb": {"fail_next": N, "code": "..."}}`` makes the next
-    N calls to that service's client fail with ``code`` (default: a throttle)."""
+    """The local stack's switch: ``{"dynamodb": {"fail_next": N, "code": "...", "after": M}}`` makes
+    N calls to that service's client fail with ``code`` (default: a throttle), after letting the
+    next M (default 0) through — e.g. a refund call's own two writes, then its notify's."""
 
     MAX_FAILURES = 100
 
@@ -120,7 +121,10 @@ class FaultSwitch:
             code = rule.get("code", "ProvisionedThroughputExceededException")
             if not isinstance(code, str) or code not in BY_CODE:
                 raise ValueError(f"{service}.code must be one of {', '.join(BY_CODE)}")
-            plans[service] = (code, [BY_CODE[code]] * count)
+            after = rule.get("after", 0)  # let this many calls through first
+            if type(after) is not int or not 0 <= after <= self.MAX_FAILURES:
+                raise ValueError(f"{service}.after must be an integer from 0 to {self.MAX_FAILURES}")
+            plans[service] = (code, [None] * after * bool(count) + [BY_CODE[code]] * count)
         for service, (code, plan) in plans.items():
             self._faults[service].arm(plan)
             self._codes[service] = code if plan else None
@@ -129,6 +133,6 @@ class FaultSwitch:
     def state(self) -> Dict[str, Dict[str, Any]]:
         """Per service: failures still to come, their code, and how many were injected so far."""
         return {
-            service: {"pending": len(faults.plan), "code": self._codes[service], "injected": faults.injected}
+            service: {"pending": sum(f is not None for f in faults.plan), "code": self._codes[service], "injected": faults.injected}
             for service, faults in self._faults.items()
         }

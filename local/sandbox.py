@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
@@ -33,6 +34,10 @@ AMOUNT_RE = re.compile(r"\d{1,9}(\.\d{1,2})?")
 TIMEOUT_RE = re.compile(r"^(\d{1,5})([mhd])$|^1c$")
 MAX_TIMEOUT = timedelta(days=15)
 CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk"}
+
+
+class AnswerLost(Exception):
+    """The gateway applied the call but its answer never reaches the caller (a broken connection)."""
 
 
 class GatewayError(Exception):
@@ -120,6 +125,28 @@ class Sandbox:
         self.certs = certs  # certificate mode: the SNs requests must carry and answers name
         self.ledger = ledger or (notifier.ledger if notifier else Ledger())
         self.notifier = notifier or Notifier(self.ledger)
+        self.refund_status_field = True  # False: refund queries answer as older Alipay, without refund_status
+        self._lost_answers = 0  # the next N gateway answers are lost after the call was applied
+        self._lost_lock = threading.Lock()
+
+    def lose_answers(self, count: int) -> int:
+        """Lose the next ``count`` gateway answers (each call still takes effect); returns it."""
+        if type(count) is not int or not 0 <= count <= 100:
+            raise ValueError("next must be an integer from 0 to 100")
+        with self._lost_lock:
+            self._lost_answers = count
+        return count
+
+    def answers_to_lose(self) -> int:
+        with self._lost_lock:
+            return self._lost_answers
+
+    def _take_lost_answer(self) -> bool:
+        with self._lost_lock:
+            if self._lost_answers <= 0:
+                return False
+            self._lost_answers -= 1
+            return True
 
     # --- the request envelope Alipay checks before any business rule ---------------------------
 
@@ -244,21 +271,32 @@ class Sandbox:
         trade = self.ledger.find(out_trade_no)
         if trade is not None and trade.notify_url:
             notify_id = secrets.token_hex(17)
-            sign = lambda: self.signed_notify(out_trade_no, notify_id, extra)  # noqa: E731 - re-signed per attempt
+            # The event as it happened: Alipay's retries resend it, whatever the trade became since
+            # (a TRADE_SUCCESS still queued is retried as TRADE_SUCCESS after a refund closed the trade).
+            event = {"trade_status": trade.status, "gmt_payment": trade.gmt_payment, "gmt_close": trade.gmt_close}
+            sign = lambda: self.signed_notify(out_trade_no, notify_id, extra, event)  # noqa: E731 - re-signed per attempt
             self.notifier.send(out_trade_no, trade.notify_url, sign, lost_answers)
 
-    def signed_notify(self, out_trade_no: str, notify_id: str, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-        """The trade_status_sync notify for the trade's current status, freshly signed
-        (``extra``: fields of the event, e.g. a refund's refund_fee / gmt_refund / out_biz_no)."""
+    def signed_notify(
+        self, out_trade_no: str, notify_id: str, extra: Optional[Mapping[str, str]] = None,
+        event: Optional[Mapping[str, Optional[str]]] = None,
+    ) -> Dict[str, str]:
+        """The trade_status_sync notify of ``event`` (the trade's status and times when it was
+        sent; default: now), freshly signed (``extra``: fields of the event, e.g. a refund's
+        refund_fee / gmt_refund / out_biz_no)."""
         trade = self.ledger.find(out_trade_no)
-        times = {"gmt_payment": trade.gmt_payment} if trade.gmt_payment else {"gmt_close": trade.gmt_close or ""}
+        event = event or {"trade_status": trade.status, "gmt_payment": trade.gmt_payment, "gmt_close": trade.gmt_close}
+        status, gmt_payment, gmt_close = event["trade_status"], event["gmt_payment"], event["gmt_close"]
+        times = {"gmt_payment": gmt_payment} if gmt_payment else {"gmt_close": gmt_close or ""}
+        if gmt_payment and gmt_close:  # paid, then refunded in full: Alipay sends both
+            times["gmt_close"] = gmt_close
         params = alipay.notify_params(
             app_id=trade.app_id, out_trade_no=trade.out_trade_no, total_amount=trade.total_amount,
-            trade_status=trade.status, trade_no=trade.trade_no, seller_id=trade.seller_id,
+            trade_status=status, trade_no=trade.trade_no, seller_id=trade.seller_id,
             notify_id=notify_id, subject=trade.subject, gmt_create=trade.gmt_create,
             buyer_id=trade.buyer_id, **times,
         )
-        if trade.status != TRADE_SUCCESS and not trade.gmt_payment:
+        if status != TRADE_SUCCESS and not gmt_payment:
             for unpaid in ("receipt_amount", "buyer_pay_amount"):
                 params.pop(unpaid, None)
         params.update(extra or {})
@@ -287,12 +325,15 @@ class Sandbox:
             result = handler(self, request)
         except GatewayError as exc:
             result = exc.fields()
+        lost = key != "error_response" and self._take_lost_answer()
+        if request is not None and not isinstance(result, RawReply):  # the checkout's timeline: the shop's calls
+            answer = result.get("trade_status") or result.get("sub_code") or result.get("msg") or "Success"
+            self.ledger.record_event(request.biz.get("out_trade_no"), f"{request.method} → {answer}{' (answer lost)' if lost else ''}")
+        if lost:
+            raise AnswerLost(f"{key[:-len('_response')]}: applied, answer lost")
         if isinstance(result, RawReply):
             return result.status, result.content_type, result.body
         fields = result if "code" in result else {"code": "10000", "msg": "Success", **result}
-        if request is not None:  # the checkout's timeline shows the shop's calls (reconcile's queries)
-            answer = fields.get("trade_status") or fields.get("sub_code") or fields["msg"]
-            self.ledger.record_event(request.biz.get("out_trade_no"), f"{request.method} → {answer}")
         return 200, "application/json; charset=utf-8", self.signed_json(key, fields).encode("utf-8")
 
     def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False) -> str:
@@ -389,7 +430,7 @@ def trade_query(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     trade = sandbox.ledger.find(out_trade_no, trade_no)
     if trade is None:
         raise business("ACQ.TRADE_NOT_EXIST", "交易不存在")
-    paid = trade.status in (TRADE_SUCCESS, "TRADE_FINISHED")
+    paid = trade.gmt_payment is not None  # also after a full refund closed it (TRADE_CLOSED with send_pay_date)
     fields = {
         "trade_no": trade.trade_no,
         "out_trade_no": trade.out_trade_no,
@@ -444,10 +485,16 @@ def trade_refund(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
         biz.get("refund_amount"), invalid("isv.invalid-refund-amount", "refund_amount 格式错误"),
         business("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效"),
     )
+    return make_refund(sandbox, biz, cents, biz.get("out_request_no"))
+
+
+def make_refund(sandbox: Sandbox, ref: Mapping[str, Any], cents: int, out_request_no: Optional[str]) -> Dict[str, Any]:
+    """Refund ``cents`` of the trade ``ref`` names (out_trade_no / trade_no), as Alipay does for
+    the gateway and its merchant console alike: the answer's fields, and the refund notify."""
     with sandbox.ledger.transaction():
-        trade = find_trade(sandbox, biz)
+        trade = find_trade(sandbox, ref)
         refunds = refunds_of(trade)
-        request_no = biz.get("out_request_no") or trade.out_trade_no
+        request_no = out_request_no or trade.out_trade_no
         done = refunds.get(request_no)
         if done is not None and done["refund_amount"] != money.cents_to_yuan(cents):
             raise business("ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求")
@@ -504,3 +551,4 @@ def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_ans
 
 
 from local import cashier  # noqa: E402,F401 - registers page/wap pay (the cashier) in GATEWAY_METHODS
+from local import refund_query  # noqa: E402,F401 - registers alipay.trade.fastpay.refund.query

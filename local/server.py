@@ -20,10 +20,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from local import cashier, events, schema
+from local import cashier, console, events, schema
 from local.checkout import Shop
 from local.faults import FaultSwitch
-from local.sandbox import OUTCOMES, Sandbox, scan
+from local.sandbox import OUTCOMES, AnswerLost, Sandbox, scan
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,19 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return self._send_json(400, {"message": "lost_answers must be an integer from 0 to 7"})
             return self._send_json(200, sandbox.app_pay(body or b"", args.get("outcome", "success"), lost))
         if path == "/gateway.do" and self.command in ("GET", "POST"):
-            return self._send(*sandbox.gateway(query.encode("ascii", "replace"), body or b""))
+            try:
+                return self._send(*sandbox.gateway(query.encode("ascii", "replace"), body or b""))
+            except AnswerLost as exc:  # applied; the caller sees the connection drop, no answer
+                log.warning("sandbox gateway: %s", exc)
+                self.close_connection = True
+                return None
+        if path == "/gateway/lost-answers" and self.command in ("GET", "POST"):  # lose the next N answers
+            if self.command == "POST":
+                try:
+                    sandbox.lose_answers((json.loads(body or b"{}") or {}).get("next"))
+                except (ValueError, AttributeError) as exc:
+                    return self._send_json(400, {"message": str(exc) or "expected {\"next\": N}"})
+            return self._send_json(200, {"next": sandbox.answers_to_lose()})
         if path == "/scan" and self.command == "POST":  # the buyer scans a precreate QR code
             if args.get("outcome", "success") not in OUTCOMES:
                 return self._send_json(400, {"message": f"outcome must be one of {', '.join(OUTCOMES)}"})
@@ -264,6 +276,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             return self._send(*cashier.scan_act(sandbox, body or b""))
         if path == "/cashier" and self.command == "POST":  # the buyer's choice at the page/wap cashier
             return self._send(*cashier.act(sandbox, body or b""))
+        if path == "/console/refund" and self.command == "POST":  # the merchant refunds in Alipay's console
+            return self._send_json(*console.post_refund(sandbox, body))
         if path.startswith("/trades/") and self.command == "GET":
             trade = sandbox.ledger.snapshot(unquote(path[len("/trades/"):]))
             return self._send_json(200 if trade else 404, trade or {"message": "no such trade"})

@@ -37,3 +37,10 @@ def reconcile_order_worst_case_seconds(gateway_timeout: Optional[float] = None) 
     """What a reconcile pass must have left to take one more order: ``alipay.trade.query`` and
     ``alipay.trade.close``, and two conditional writes (a refused transition, then the reschedule)."""
     return 2 * (_gateway_timeout() if gateway_timeout is None else gateway_timeout) + 2 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE
+
+
+def refund_settle_order_worst_case_seconds(gateway_timeout: Optional[float] = None) -> float:
+    """What a refund_settle pass must have left to take one more order with one due refund:
+    ``alipay.trade.fastpay.refund.query`` and the refund's retry, and four DynamoDB calls (read
+    the order, settle or fail the refund, read it again, recheck or leave the index)."""
+    return 2 * (_gateway_timeout() if gateway_timeout is None else gateway_timeout) + 4 * DYNAMODB.worst_case_seconds() + NOTIFY_COMPUTE_ALLOWANCE

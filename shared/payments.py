@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .domain import clock, idempotency, money
 from . import logs, reconcile
 from .alipay import orderstr
 from .config import Settings
-from .alipay.notify import Notify, NotifyRejected, verify_notify
-from .domain.orders import Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
-from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder
+from .alipay.notify import Notify, NotifyRejected, amount_cents, verify_notify
+from .domain.orders import CLOSED, AlipayRefund, Order, OrderExists, OrderStore, Outcome, Transition, apply_trade_status, new_out_trade_no
+from .domain.validation import APP, PAGE, PRECREATE, WAP, NewOrder, RequestRefused
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,13 @@ def _signer(cfg: Settings, at: Optional[datetime]) -> Dict[str, Any]:
     }
 
 
+class ReplayedOrderClosed(RequestRefused):
+    """An ``Idempotency-Key`` retry whose order was closed since: its orderStr can no longer be
+    paid, and the key stands for that one order, so a new purchase needs a new key."""
+
+    status = 409
+
+
 @dataclass(frozen=True)
 class Payment:
     """pay's answer: the order's number and what its channel's client needs (``replayed`` for a retry)."""
@@ -153,9 +160,24 @@ def pay(
         )
         result, replayed = dict(outcome.result), outcome.replayed
     order_num = result.pop("orderNum")
+    if replayed:
+        _check_replayable(store, order_num)
     logs.bind(order_num=order_num, total_amount=money.cents_to_yuan(new.total_cents))
     log.info("payment issued (channel %s)%s", channel, " (replayed for its Idempotency-Key)" if replayed else "")
     return Payment(order_num, result, replayed)
+
+
+def _check_replayable(store: OrderStore, order_num: str) -> None:
+    """A replay hands out the stored orderStr only while its order can still be paid: a closed
+    order's (reconcile closes unpaid orders after their timeout, well within the key's hour) is a
+    409, never a fresh order — one key stands for at most one order, or a buyer could pay both."""
+    order = store.get(order_num)
+    if order is not None and order.status == CLOSED:
+        logs.bind(order_num=order_num)
+        raise ReplayedOrderClosed(
+            f"order {order_num} is closed and can no longer be paid; "
+            f"a new purchase needs a new {idempotency.HEADER}"
+        )
 
 
 def _order_str(cfg: Settings, order: Order, at: Optional[datetime]) -> str:
@@ -198,15 +220,30 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
     try:
         paid_at = clock.parse_alipay_time(notify.gmt_payment) if notify.gmt_payment else None
         transition = apply_trade_status(
-            store, notify.out_trade_no, notify.trade_status, notify.total_cents, notify.trade_no, paid_at
+            store, notify.out_trade_no, notify.trade_status, notify.total_cents, notify.trade_no, paid_at,
+            refund=notify_refund(notify.params),
         )
-    except ValueError as exc:  # unknown trade_status or malformed gmt_payment: not acknowledged
+    except (ValueError, NotifyRejected) as exc:  # unknown trade_status, malformed time or refund_fee: not acknowledged
         return NotifyResult("fail", f"rejected: {exc}", notify)
     outcome = transition.outcome
     if outcome is Outcome.MISMATCH:
         log.error("notify amount differs from order %s: refusing", notify.out_trade_no)
     answer = "success" if outcome.handled else "fail"
     return NotifyResult(answer, f"{notify.trade_status}: {outcome.value}", notify, transition)
+
+
+def notify_refund(params: Mapping[str, str]) -> Optional[AlipayRefund]:
+    """The refund a notify reports (``refund_fee``: the trade's refunded total, ``out_biz_no``,
+    ``gmt_refund`` as ``yyyy-MM-dd HH:mm:ss[.SSS]``), or None when it reports none."""
+    fee = params.get("refund_fee")
+    if not fee:
+        return None
+    if fee in ("0", "0.0", "0.00"):  # nothing refunded yet
+        return None
+    cents = amount_cents(fee)
+    gmt_refund = params.get("gmt_refund") or ""
+    refunded_at = clock.iso(clock.parse_alipay_time(gmt_refund[:19])) if gmt_refund else clock.iso()
+    return AlipayRefund(cents, params.get("out_biz_no") or None, refunded_at)
 
 
 def take_return(store: OrderStore, cfg: Settings, query: bytes) -> Optional[Order]:

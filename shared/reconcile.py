@@ -156,10 +156,7 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
         if status not in KNOWN_TRADE_STATUSES:
             log.error("reconcile: %s has unknown trade_status %r", order_num, status[:40])
             return _later(store, due, now, policy, "error")
-        try:
-            paid_at = clock.parse_alipay_time(trade.send_pay_date) if trade.send_pay_date else None
-        except ValueError:
-            paid_at = None
+        paid_at = _send_pay_date(trade)
         try:
             result = apply_trade_status(store, order_num, status, trade.total_cents, trade.trade_no, paid_at)
         except ValueError as exc:  # e.g. a paid answer without total_amount or trade_no
@@ -168,6 +165,8 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
         if result.outcome is Outcome.MISMATCH:
             log.error("reconcile: Alipay's amount for %s differs from the order; not applied", order_num)
             return _later(store, due, now, policy, "mismatch")
+        if status == CLOSED_TRADE_STATUS and paid_at is not None and result.outcome is Outcome.APPLIED:
+            return "paid_refunded"  # closed after a payment: refunded in full at Alipay
         return _outcome(order_num, status, result.outcome)
 
     expires = datetime.fromisoformat(due.order_date) + policy.close_after
@@ -176,6 +175,19 @@ def settle(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetim
     if due.status != UNPAID and trade is None:  # closed here, still no trade: look again later
         return _later(store, due, now, policy, "waiting")
     return _close(store, gateway, due, now, policy)
+
+
+def _send_pay_date(trade) -> Optional[datetime]:
+    """When Alipay paid the seller (``send_pay_date``). Only a paid trade has one, so on a
+    TRADE_CLOSED answer it is the proof of "paid, then refunded in full" (Alipay's trade_status:
+    "未付款交易超时关闭，或支付完成后全额退款"); one Alipay wrote otherwise still proves it (now)."""
+    if not trade.send_pay_date:
+        return None
+    try:
+        return clock.parse_alipay_time(trade.send_pay_date)
+    except (TypeError, ValueError):
+        log.warning("reconcile: %s: unreadable send_pay_date %r", trade.out_trade_no, str(trade.send_pay_date)[:32])
+        return clock.now()
 
 
 def _close(store: ReconcileStore, gateway: AlipayGateway, due: Due, now: datetime, policy: Policy) -> str:

@@ -19,14 +19,16 @@ after a partial refund, TRADE_CLOSED after a full one) moves nothing (see orders
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Dict, Optional, Protocol, Tuple, Union
+from datetime import datetime, timedelta
+from typing import Any, Dict, Mapping, Optional, Protocol, Tuple, Union
 
 from .domain import clock
 from .alipay.gateway import AlipayError, AlipayGateway, GatewayError
-from .domain.orders import MAX_REFUNDS, PAID, REFUND_DONE, REFUND_PENDING, Order, Refund
+from .domain.orders import MAX_REFUNDS, PAID, REFUND_DONE, REFUND_FAILED, REFUND_PENDING, Order, Refund
+from .environment import int_setting
 from .domain.validation import RefundRequest
 
 log = logging.getLogger(__name__)
@@ -48,14 +50,30 @@ DEFINITE_REFUSALS = frozenset({
 })
 
 
+SETTLE_GRACE = "REFUND_SETTLE_GRACE_SECONDS"  # refund_settle's first look at a pending refund, after its request
+DEFAULT_GRACE_SECONDS = 60  # Alipay: query a refund no sooner than 10 s after asking for it
+
+
 class RefundStore(Protocol):
     def get(self, order_num: str) -> Optional[Order]: ...
 
-    def add_refund(self, order_num: str, total_cents: int, out_request_no: str, refund: Refund) -> Tuple[bool, Optional[Order]]: ...
+    def add_refund(
+        self, order_num: str, total_cents: int, out_request_no: str, refund: Refund, check_at: Optional[str] = None
+    ) -> Tuple[bool, Optional[Order]]: ...
 
     def settle_refund(self, order_num: str, out_request_no: str, cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]: ...
 
     def release_refund(self, order_num: str, out_request_no: str, cents: int) -> Tuple[bool, Optional[Order]]: ...
+
+    def fail_refund(self, order_num: str, out_request_no: str, cents: int, reason: str) -> Tuple[bool, Optional[Order]]: ...
+
+    def revive_refund(self, order_num: str, out_request_no: str, cents: int, total_cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]: ...
+
+
+def grace(environ: Optional[Mapping[str, str]] = None) -> timedelta:
+    """How long a refund may stay PENDING before refund_settle asks Alipay about it."""
+    env = os.environ if environ is None else environ
+    return timedelta(seconds=int_setting(env, SETTLE_GRACE, DEFAULT_GRACE_SECONDS, minimum=0))
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,9 @@ def _reserve(store: RefundStore, req: RefundRequest, at: Optional[datetime]) -> 
         if existing is not None:
             if req.cents is not None and existing.cents != req.cents:
                 return RefundResult(409, f"outRequestNo {req.out_request_no} is a refund of {existing.cents} cents", req, existing, order)
+            if existing.status == REFUND_FAILED:
+                return RefundResult(422, f"Alipay refused refund {req.out_request_no} ({existing.reason or 'no reason given'}); "
+                                         "nothing was refunded, use a new outRequestNo", req, existing, order)
             return existing, False
         if order.status != PAID:
             return RefundResult(409, "only a paid order can be refunded", req, order=order)
@@ -106,8 +127,10 @@ def _reserve(store: RefundStore, req: RefundRequest, at: Optional[datetime]) -> 
             return RefundResult(409, f"refundAmount exceeds what is left to refund ({left} cents)", req, order=order)
         if len(order.refunds) >= MAX_REFUNDS:
             return RefundResult(409, f"at most {MAX_REFUNDS} refunds per order", req, order=order)
-        refund = Refund(cents, REFUND_PENDING, clock.iso(at), reason=req.reason, attempt=secrets.token_hex(16))
-        applied, _ = store.add_refund(req.out_trade_no, order.total_cents, req.out_request_no, refund)
+        requested = at or clock.now()
+        refund = Refund(cents, REFUND_PENDING, clock.iso(requested), reason=req.reason, attempt=secrets.token_hex(16))
+        applied, _ = store.add_refund(req.out_trade_no, order.total_cents, req.out_request_no, refund,
+                                      check_at=clock.iso(requested + grace()))
         if applied:
             return refund, True
     return RefundResult(409, "the order kept changing; try again", req)
@@ -135,11 +158,14 @@ def refund(store: RefundStore, gateway: AlipayGateway, req: RefundRequest, at: O
 
     refunded_at = _refunded_at(answer.gmt_refund_pay)
     applied, before = store.settle_refund(req.out_trade_no, req.out_request_no, record.cents, refunded_at)
-    if not applied and (before is None or req.out_request_no not in before.refunds):
-        # A concurrent call's definite refusal released the record while this call's retry went
-        # through at Alipay: put the (now certain) refund back.
+    if not applied and (before is None or before.refunds.get(req.out_request_no, record).status != REFUND_DONE):
+        # A concurrent call's definite refusal released the record (or refund_settle failed it)
+        # while this call's retry went through at Alipay: count the (now certain) refund again.
         done = Refund(record.cents, REFUND_DONE, record.requested_at, refunded_at, record.reason, secrets.token_hex(16))
-        applied = before is not None and store.add_refund(req.out_trade_no, before.total_cents, req.out_request_no, done)[0]
+        if before is not None and req.out_request_no in before.refunds:
+            applied = store.revive_refund(req.out_trade_no, req.out_request_no, record.cents, before.total_cents, refunded_at)[0]
+        else:
+            applied = before is not None and store.add_refund(req.out_trade_no, before.total_cents, req.out_request_no, done)[0]
         if not applied:
             log.error("refund %s/%s done at Alipay but not recorded", req.out_trade_no, req.out_request_no)
             return RefundResult(500, "refunded at Alipay but not recorded here; check the order by hand", req, done)
@@ -148,6 +174,16 @@ def refund(store: RefundStore, gateway: AlipayGateway, req: RefundRequest, at: O
         log.error("order %s: Alipay has refunded %s cents, this ledger %s", req.out_trade_no, answer.refund_fee_cents, order.refunded_cents)
     final = order.refunds.get(req.out_request_no, record) if order else record
     return RefundResult(200, "refunded" if answer.fund_change else "already refunded", req, final, order)
+
+
+def refusal(exc: AlipayError) -> str:
+    """Alipay's reason, as recorded on a FAILED refund."""
+    return f"{exc.sub_code or exc.code}: {exc.sub_msg or ''}".strip().rstrip(":")
+
+
+def refunded_at(gmt_refund_pay: Optional[str]) -> str:
+    """When Alipay refunded (its ``gmt_refund_pay``), ISO; now when it did not say."""
+    return _refunded_at(gmt_refund_pay)
 
 
 def _refunded_at(gmt_refund_pay: Optional[str]) -> str:

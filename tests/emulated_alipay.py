@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl
 
 from local import alipay
 from local.ledger import TRADE_SUCCESS, WAIT_BUYER_PAY, Trade
-from local.sandbox import Sandbox
+from local.sandbox import AnswerLost, Sandbox
 from shared.domain import clock
-from shared.alipay.gateway import AlipayGateway
+from shared.alipay.gateway import AlipayGateway, GatewayError
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088000000000001"
@@ -45,7 +45,10 @@ class EmulatedAlipay:
         if self.answer_next is not None:
             payload, self.answer_next = self.answer_next, None
             return alipay.response_body(method, payload, self.alipay_keys.private_key)
-        status, _, answer = self.sandbox.gateway(query.encode("ascii"), body)
+        try:
+            status, _, answer = self.sandbox.gateway(query.encode("ascii"), body)
+        except AnswerLost as exc:  # applied at "Alipay", the answer lost on the way back
+            raise GatewayError(f"gateway unreachable: {exc}") from None
         assert status == 200
         if self.after:
             self.after(method, biz)

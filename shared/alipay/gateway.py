@@ -42,6 +42,8 @@ TRADE_QUERY = "alipay.trade.query"
 TRADE_CLOSE = "alipay.trade.close"
 TRADE_REFUND = "alipay.trade.refund"
 TRADE_PRECREATE = "alipay.trade.precreate"
+TRADE_FASTPAY_REFUND_QUERY = "alipay.trade.fastpay.refund.query"
+REFUND_SUCCESS = "REFUND_SUCCESS"
 PRECREATE_PRODUCT_CODE = "FACE_TO_FACE_PAYMENT"
 
 # Sub-codes the trade APIs answer with (seed 002); the ones callers act on are named here.
@@ -306,6 +308,35 @@ class TradeRefund:
 
 
 @dataclass(frozen=True)
+class RefundQuery:
+    """``alipay.trade.fastpay.refund.query``: what Alipay knows of one refund request.
+
+    Alipay's doc: code 10000 only means the query ran. An answer that carries the refund's data
+    (``refund_amount``) means the refund succeeded — ``refund_status`` REFUND_SUCCESS where Alipay
+    returns it, absent in the older answers; one without it means "not refunded", and the
+    refund may be retried with the same out_request_no (never another)."""
+
+    out_trade_no: str
+    out_request_no: str
+    refund_status: Optional[str]
+    refund_cents: Optional[int]
+    gmt_refund_pay: Optional[str]
+    raw: Mapping[str, Any]
+
+    @property
+    def refunded(self) -> bool:
+        """Alipay has the refund: REFUND_SUCCESS, or (no refund_status) the refund's data returned."""
+        if self.refund_status is not None:
+            return self.refund_status == REFUND_SUCCESS
+        return self.refund_cents is not None
+
+    @property
+    def not_found(self) -> bool:
+        """Alipay returned no refund for this out_request_no: it never arrived, or did not succeed."""
+        return self.refund_status is None and self.refund_cents is None
+
+
+@dataclass(frozen=True)
 class TradePrecreate:
     """``alipay.trade.precreate``: the trade exists at Alipay; ``qr_code`` is what to show."""
 
@@ -407,6 +438,27 @@ class AlipayGateway:
             trade_no=payload.get("trade_no") or None,
             fund_change=payload.get("fund_change") == "Y",
             refund_fee_cents=_cents(payload.get("refund_fee"), "refund_fee"),
+            gmt_refund_pay=payload.get("gmt_refund_pay") or None,
+            raw=payload,
+        )
+
+    def trade_fastpay_refund_query(
+        self, out_trade_no: str, out_request_no: str, at: Optional[datetime] = None
+    ) -> RefundQuery:
+        """Ask whether the refund ``out_request_no`` of the trade happened (统一收单交易退款查询).
+        ``query_options`` asks for ``gmt_refund_pay``, which Alipay otherwise leaves out."""
+        biz = {"out_trade_no": out_trade_no, "out_request_no": out_request_no, "query_options": ["gmt_refund_pay"]}
+        payload = self.call(TRADE_FASTPAY_REFUND_QUERY, biz, at)
+        if payload.get("out_request_no") not in (None, "", out_request_no):
+            raise GatewayError("answer is about another out_request_no")
+        status = payload.get("refund_status")
+        if status is not None and not isinstance(status, str):
+            raise GatewayError("answer has a malformed refund_status")
+        return RefundQuery(
+            out_trade_no=out_trade_no,
+            out_request_no=out_request_no,
+            refund_status=status or None,
+            refund_cents=_cents(payload.get("refund_amount"), "refund_amount"),
             gmt_refund_pay=payload.get("gmt_refund_pay") or None,
             raw=payload,
         )

@@ -13,14 +13,17 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..domain.idempotency import COMPLETED, IN_PROGRESS, Record
 from ..domain.orders import (
-    CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_PENDING, UNPAID, Due, Order, OrderExists, Outcome,
-    Recheck, Refund, Transition, judge, reconcile_shard,
+    CLOSED, MAX_REFUNDS, PAID, RECONCILE_SHARDS, REFUND_DONE, REFUND_FAILED, REFUND_PENDING, UNPAID, Due, Order, OrderExists,
+    Outcome, PendingRefunds, Recheck, Refund, Transition, judge, reconcile_shard,
 )
 
 # serverless.yml's sparse GSI on the Order table: (reconcileShard, reconcileAt), only the orders
 # that reconcile must still look at. Every write that settles an order also leaves the index.
 RECONCILE_INDEX = "reconcile-due"
 LEAVE_INDEX = "REMOVE reconcileShard, reconcileAt, reconcileTries"
+# The sparse GSI "refunds-pending": (refundShard, refundCheckAt), only paid orders with a refund
+# still PENDING, counted by pendingRefunds (refund_settle takes an order out when it reaches 0).
+REFUNDS_INDEX = "refunds-pending"
 
 # --- time budgets -------------------------------------------------------------------------------
 
@@ -209,14 +212,27 @@ class DynamoOrderRepository:
         )
         return _order(reply.get("Item"))
 
-    def mark_paid(self, order_num: str, cents: int, trade_no: str, pay_date: str) -> Transition:
+    def mark_paid(self, order_num: str, cents: int, trade_no: str, pay_date: str, *, also: str = "",
+                  values: Optional[Dict[str, Dict[str, Any]]] = None) -> Transition:
+        """status := 1 from 0 or 2 (amount equal), leaving the reconcile index; ``also``: more SET
+        clauses in the same write (``mark_paid_refunded``)."""
         return self._transition(
             order_num,
             target=PAID,
             cents=cents,
-            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo {LEAVE_INDEX}",
+            update=f"SET #status = :target, payDate = :payDate, tradeNo = :tradeNo{also} {LEAVE_INDEX}",
             condition="#status IN (:unpaid, :closed)",
-            values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED)},
+            values={":payDate": _to_attr(pay_date), ":tradeNo": _to_attr(trade_no), ":closed": _to_attr(CLOSED),
+                    **(values or {})},
+        )
+
+    def mark_paid_refunded(
+        self, order_num: str, cents: int, trade_no: str, pay_date: str, out_request_no: str, refund: Refund
+    ) -> Transition:
+        """Paid and refunded at Alipay in one write (an unpaid order has no refunds yet)."""
+        return self.mark_paid(
+            order_num, cents, trade_no, pay_date, also=", refunds = :one, refundedAmount = :refunded",
+            values={":one": _to_attr({out_request_no: refund.to_dict()}), ":refunded": _to_attr(refund.cents)},
         )
 
     def mark_closed(self, order_num: str, cents: Optional[int], recheck: Optional[Recheck] = None) -> Transition:
@@ -299,7 +315,7 @@ class DynamoOrderRepository:
                 Key={"orderNum": {"S": order_num}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                **({"ExpressionAttributeNames": names} if names else {}),
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -310,57 +326,133 @@ class DynamoOrderRepository:
 
     # --- refunds: a map keyed by out_request_no, and refundedAmount (cents) beside it ------------
 
-    def add_refund(self, order_num: str, total_cents: int, out_request_no: str, refund: Refund) -> Tuple[bool, Optional[Order]]:
+    def add_refund(
+        self, order_num: str, total_cents: int, out_request_no: str, refund: Refund, check_at: Optional[str] = None
+    ) -> Tuple[bool, Optional[Order]]:
         """Record ``refund`` on a paid order if its cents still fit and the key is free.
 
         The condition carries the arithmetic: refundedAmount <= total - cents before the write,
-        so concurrent refunds can never add up beyond the paid amount.
+        so concurrent refunds can never add up beyond the paid amount. A PENDING refund is
+        counted in ``pendingRefunds`` and puts the order in the refunds-pending index, first due
+        at ``check_at`` (an earlier due time stays).
         """
         names = {"#status": "status", "#rid": out_request_no}
         values = {
             ":paid": _to_attr(PAID), ":total": _to_attr(total_cents), ":cents": _to_attr(refund.cents),
             ":limit": _to_attr(total_cents - refund.cents), ":zero": _to_attr(0),
         }
+        pending = ""
+        if refund.status == REFUND_PENDING:
+            pending = (", pendingRefunds = if_not_exists(pendingRefunds, :zero) + :one, refundShard = :rshard,"
+                       " refundCheckAt = if_not_exists(refundCheckAt, :check), pendingSince = if_not_exists(pendingSince, :since)")
+            values.update({
+                ":one": _to_attr(1), ":rshard": _to_attr(reconcile_shard(order_num)),
+                ":check": _to_attr(check_at or refund.requested_at), ":since": _to_attr(refund.requested_at),
+            })
         condition = (
             "attribute_exists(orderNum) AND #status = :paid AND totalAmount = :total"
             " AND (attribute_not_exists(refundedAmount) OR refundedAmount <= :limit)"
         )
         applied, before = self._update(
             order_num,
-            "SET refunds.#rid = :rec, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents",
+            "SET refunds.#rid = :rec, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents" + pending,
             condition + " AND attribute_exists(refunds) AND attribute_not_exists(refunds.#rid) AND size(refunds) < :max",
             names, {**values, ":rec": _to_attr(refund.to_dict()), ":max": _to_attr(MAX_REFUNDS)},
         )
         if applied or before is None or before.refunds:
             return applied or _landed(before, out_request_no, refund), before
-        names.pop("#rid")  # no refund yet (or every one was released): the map is created whole
+        names.pop("#rid")  # no refund yet: the map is created whole
         applied, before = self._update(
             order_num,
-            "SET refunds = :one, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents",
+            "SET refunds = :new, refundedAmount = if_not_exists(refundedAmount, :zero) + :cents" + pending,
             condition + " AND (attribute_not_exists(refunds) OR size(refunds) = :zero)",
-            names, {**values, ":one": _to_attr({out_request_no: refund.to_dict()})},
+            names, {**values, ":new": _to_attr({out_request_no: refund.to_dict()})},
         )
         return applied or _landed(before, out_request_no, refund), before
 
     def settle_refund(self, order_num: str, out_request_no: str, cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]:
-        """Mark a pending refund done (Alipay confirmed it)."""
+        """Mark a pending refund done (Alipay confirmed it); one pending refund fewer."""
         return self._update(
             order_num,
-            "SET refunds.#rid.#status = :done, refunds.#rid.refundedAt = :at",
+            "SET refunds.#rid.#status = :done, refunds.#rid.refundedAt = :at, pendingRefunds = if_not_exists(pendingRefunds, :one) - :one",
             "refunds.#rid.amount = :cents AND refunds.#rid.#status = :pending",
             {"#rid": out_request_no, "#status": "status"},
-            {":done": _to_attr(REFUND_DONE), ":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents), ":at": _to_attr(refunded_at)},
+            {":done": _to_attr(REFUND_DONE), ":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents),
+             ":at": _to_attr(refunded_at), ":one": _to_attr(1)},
         )
 
     def release_refund(self, order_num: str, out_request_no: str, cents: int) -> Tuple[bool, Optional[Order]]:
-        """Drop a pending refund Alipay definitely refused, giving its cents back."""
+        """Drop a pending refund Alipay definitely refused to the call that made it (which answers
+        422 and may try the same out_request_no again), giving its cents back."""
         return self._update(
             order_num,
-            "REMOVE refunds.#rid SET refundedAmount = refundedAmount - :cents",
+            "REMOVE refunds.#rid SET refundedAmount = refundedAmount - :cents, pendingRefunds = if_not_exists(pendingRefunds, :one) - :one",
             "refunds.#rid.amount = :cents AND refunds.#rid.#status = :pending",
             {"#rid": out_request_no, "#status": "status"},
-            {":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents)},
+            {":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents), ":one": _to_attr(1)},
         )
+
+    def fail_refund(self, order_num: str, out_request_no: str, cents: int, reason: str) -> Tuple[bool, Optional[Order]]:
+        """A pending refund Alipay does not have and refused again (refund_settle): FAILED with
+        Alipay's reason, kept on record since no caller saw the answer, its cents given back."""
+        return self._update(
+            order_num,
+            "SET refunds.#rid.#status = :failed, refunds.#rid.reason = :reason, refundedAmount = refundedAmount - :cents,"
+            " pendingRefunds = if_not_exists(pendingRefunds, :one) - :one",
+            "refunds.#rid.amount = :cents AND refunds.#rid.#status = :pending",
+            {"#rid": out_request_no, "#status": "status"},
+            {":pending": _to_attr(REFUND_PENDING), ":cents": _to_attr(cents), ":failed": _to_attr(REFUND_FAILED),
+             ":reason": _to_attr(reason[:256]), ":one": _to_attr(1)},
+        )
+
+    def revive_refund(self, order_num: str, out_request_no: str, cents: int, total_cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]:
+        """A refund released as FAILED that Alipay did make after all: REFUNDED, its cents counted
+        again (only while they fit: refundedAmount <= total - cents)."""
+        return self._update(
+            order_num,
+            "SET refunds.#rid.#status = :done, refunds.#rid.refundedAt = :at, refundedAmount = refundedAmount + :cents",
+            "refunds.#rid.amount = :cents AND refunds.#rid.#status = :failed AND refundedAmount <= :limit",
+            {"#rid": out_request_no, "#status": "status"},
+            {":done": _to_attr(REFUND_DONE), ":failed": _to_attr(REFUND_FAILED), ":cents": _to_attr(cents),
+             ":at": _to_attr(refunded_at), ":limit": _to_attr(total_cents - cents)},
+        )
+
+    # --- the refunds-pending index (refund_settle) -------------------------------------------------
+
+    def pending_refund_orders(self, limit: int) -> Tuple[List[PendingRefunds], bool]:
+        """Every order in the refunds-pending index (one Query per shard, never a Scan), earliest
+        check first, at most ``limit``; and whether more are there."""
+        rows: List[PendingRefunds] = []
+        more = False
+        for shard in range(RECONCILE_SHARDS):
+            reply = self._client.query(
+                TableName=self.table_name, IndexName=REFUNDS_INDEX, KeyConditionExpression="refundShard = :shard",
+                ExpressionAttributeValues={":shard": _to_attr(shard)}, ScanIndexForward=True, Limit=limit,
+            )
+            rows += [PendingRefunds(
+                order_num=item["orderNum"]["S"], check_at=item["refundCheckAt"]["S"],
+                count=int(item.get("pendingRefunds", {}).get("N", 0)), since=item.get("pendingSince", {}).get("S"),
+            ) for item in reply.get("Items", [])]
+            more = more or "LastEvaluatedKey" in reply
+        rows.sort(key=lambda row: (row.check_at, row.order_num))
+        return rows[:limit], more or len(rows) > limit
+
+    def recheck_refunds(self, row: PendingRefunds, check_at: str, since: str) -> bool:
+        """Move the order's next refund check to ``check_at`` unless another writer moved it since."""
+        applied, _ = self._update(
+            row.order_num, "SET refundCheckAt = :at, pendingSince = :since", "refundCheckAt = :seen", {},
+            {":at": _to_attr(check_at), ":since": _to_attr(since), ":seen": _to_attr(row.check_at)},
+        )
+        return applied
+
+    def leave_refunds_index(self, order_num: str) -> bool:
+        """Out of the refunds-pending index, only while no refund is pending (a new one re-enters)."""
+        applied, _ = self._update(
+            order_num, "REMOVE refundShard, refundCheckAt, pendingSince, pendingRefunds",
+            "attribute_exists(refundCheckAt) AND (attribute_not_exists(pendingRefunds) OR pendingRefunds <= :zero)", {},
+            {":zero": _to_attr(0)},
+        )
+        return applied
 
 
 def _landed(before: Optional[Order], out_request_no: str, refund: Refund) -> bool:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import secrets
 import string
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, Mapping, Optional, Protocol
+from typing import Any, Dict, Mapping, Optional, Protocol, Tuple
 
 from . import clock
 
@@ -72,9 +73,21 @@ class Due:
     tries: int = 0
 
 
+@dataclass(frozen=True)
+class PendingRefunds:
+    """An order with refunds still PENDING, as the refunds-pending index projects it."""
+
+    order_num: str
+    check_at: str  # when refund_settle asks Alipay next
+    count: int  # pendingRefunds
+    since: Optional[str]  # requestedAt of the oldest pending refund (as last written)
+
+
 REFUND_PENDING = "PENDING"  # cents reserved; Alipay's answer not yet known
 REFUND_DONE = "REFUNDED"  # Alipay confirmed the refund
+REFUND_FAILED = "FAILED"  # Alipay has no such refund and refused its retry: the cents were given back
 MAX_REFUNDS = 50  # ours, per order: keeps the item far below DynamoDB's 400 KB
+MADE_AT_ALIPAY = "alipay"  # a refund's ``origin`` when it was made outside this backend (console, another system)
 
 
 @dataclass(frozen=True)
@@ -88,10 +101,13 @@ class Refund:
     reason: Optional[str] = None
     # Random per write that records it: a retried write that had landed finds its own token there.
     attempt: Optional[str] = None
+    origin: Optional[str] = None  # MADE_AT_ALIPAY for a refund this backend did not ask for
 
     def to_dict(self) -> Dict[str, Any]:
         item: Dict[str, Any] = {"amount": self.cents, "status": self.status, "requestedAt": self.requested_at}
-        for key, value in (("refundedAt", self.refunded_at), ("reason", self.reason), ("attempt", self.attempt)):
+        for key, value in (
+            ("refundedAt", self.refunded_at), ("reason", self.reason), ("attempt", self.attempt), ("origin", self.origin),
+        ):
             if value is not None:
                 item[key] = value
         return item
@@ -100,8 +116,25 @@ class Refund:
     def from_dict(cls, item: Mapping[str, Any]) -> "Refund":
         return cls(
             int(item["amount"]), item["status"], item["requestedAt"], item.get("refundedAt"), item.get("reason"),
-            item.get("attempt"),
+            item.get("attempt"), item.get("origin"),
         )
+
+
+@dataclass(frozen=True)
+class AlipayRefund:
+    """Alipay's word on a trade's refunds: ``refund_fee`` is the trade's cumulative refunded amount
+    (what a refund notify and ``alipay.trade.refund`` report), ``out_biz_no`` the refund it was sent
+    for — our ``outRequestNo`` when the refund is ours — and ``refunded_at`` (ISO) when. A report
+    of one refund (the daily bill's refund line) gives its ``cents`` instead of, or beside, the total."""
+
+    refund_fee: Optional[int]
+    out_biz_no: Optional[str]
+    refunded_at: str
+    cents: Optional[int] = None  # this refund's own amount, where the report names it (a bill's refund line)
+
+    def key(self) -> str:
+        """The refunds-map key: ``out_biz_no``, or one made from the time when Alipay gave none."""
+        return self.out_biz_no or "ALIPAY_" + "".join(ch for ch in self.refunded_at[:19] if ch.isdigit())
 
 
 @dataclass(frozen=True)
@@ -213,6 +246,18 @@ class OrderStore(Protocol):
         only (Alipay knew no trade): the order stays in the index, due at ``recheck.at``.
         """
 
+    def mark_paid_refunded(
+        self, order_num: str, cents: int, trade_no: str, pay_date: str, out_request_no: str, refund: Refund
+    ) -> Transition:
+        """``mark_paid`` and, in the same write, ``refunds = {out_request_no: refund}`` with
+        refundedAmount = its cents: a trade Alipay reports paid and then refunded."""
+
+    def add_refund(self, order_num: str, total_cents: int, out_request_no: str, refund: Refund) -> Tuple[bool, Optional[Order]]:
+        """Record ``refund`` on a paid order if its cents still fit and ``out_request_no`` is free."""
+
+    def settle_refund(self, order_num: str, out_request_no: str, cents: int, refunded_at: str) -> Tuple[bool, Optional[Order]]:
+        """Mark a PENDING refund of ``cents`` REFUNDED."""
+
 
 def judge(before: Optional[Order], target: int, cents: Optional[int]) -> Outcome:
     """What a failed conditional write means, given the item as it was (ALL_OLD)."""
@@ -235,12 +280,18 @@ def apply_trade_status(
     trade_no: Optional[str] = None,
     paid_at: Optional[datetime] = None,
     recheck: Optional[Recheck] = None,
+    refund: Optional[AlipayRefund] = None,
 ) -> Transition:
     """Move the order as Alipay's trade_status says (../shared/design.md, "Order status").
 
     TRADE_SUCCESS / TRADE_FINISHED -> paid, from unpaid or closed; TRADE_CLOSED -> closed, only
     from unpaid; WAIT_BUYER_PAY -> no change. The amount must equal the stored one. ``recheck``
     marks a close that is ours only (reconcile, when Alipay knows no trade): see ``mark_closed``.
+
+    A TRADE_CLOSED that proves a payment — ``paid_at`` (a notify's gmt_payment, a query's
+    send_pay_date) or a ``refund`` (refund_fee) — is Alipay's "paid, then refunded in full": the
+    order becomes paid and refunded at Alipay, never closed. A ``refund`` on a paid status (a
+    partial refund made at Alipay) is recorded too (``apply_alipay_refund``).
     """
     if trade_status in PAID_TRADE_STATUSES:
         if cents is None or not trade_no:
@@ -248,8 +299,13 @@ def apply_trade_status(
         result = store.mark_paid(order_num, cents, trade_no, clock.iso(paid_at))
         if result.outcome is Outcome.APPLIED and result.before and result.before.status == CLOSED:
             log.error("order %s was closed but Alipay reports it paid; marked paid", order_num)
+        if refund is not None and result.outcome in (Outcome.APPLIED, Outcome.ALREADY):
+            if apply_alipay_refund(store, order_num, refund).outcome is Outcome.APPLIED:
+                result = Transition(Outcome.APPLIED, result.before)
         return result
     if trade_status == CLOSED_TRADE_STATUS:
+        if paid_at is not None or refund is not None:
+            return _paid_then_refunded(store, order_num, cents, trade_no, paid_at, refund)
         return store.mark_closed(order_num, cents, recheck)
     if trade_status == WAITING_TRADE_STATUS:
         before = store.get(order_num)
@@ -259,3 +315,95 @@ def apply_trade_status(
             return Transition(Outcome.MISMATCH, before)
         return Transition(Outcome.KEPT, before)
     raise ValueError(f"unknown trade_status {trade_status[:40]!r}")
+
+
+def _paid_then_refunded(
+    store: OrderStore, order_num: str, cents: Optional[int], trade_no: Optional[str], paid_at: Optional[datetime],
+    refund: Optional[AlipayRefund],
+) -> Transition:
+    """TRADE_CLOSED after a payment (Alipay: "支付完成后全额退款"): paid and refunded at Alipay.
+
+    An unpaid or closed order gets both in one write, and leaves the reconcile index; a late
+    TRADE_SUCCESS is then a duplicate. A paid one gets the refund recorded, never a downgrade.
+    """
+    if cents is None or not trade_no:
+        raise ValueError("a close after payment needs the amount and Alipay's trade_no")
+    refund = refund or AlipayRefund(cents, None, clock.iso())  # closed after payment: all of it, time unknown
+    fee = refund.refund_fee if refund.refund_fee is not None else cents  # a close after payment refunded it all
+    if not 0 < fee <= cents:
+        raise ValueError(f"refund_fee {fee} is not within the trade's {cents} cents")
+    record = Refund(fee, REFUND_DONE, refund.refunded_at, refund.refunded_at, attempt=secrets.token_hex(16),
+                    origin=MADE_AT_ALIPAY)
+    result = store.mark_paid_refunded(order_num, cents, trade_no, clock.iso(paid_at), refund.key(), record)
+    if result.outcome is Outcome.APPLIED:
+        log.error("order %s: Alipay reports it paid and refunded %s cents (%s); recorded as paid and refunded at Alipay",
+                  order_num, fee, refund.key())
+        return result
+    if result.outcome is Outcome.ALREADY:  # paid here already: a refund like any other made at Alipay
+        recorded = apply_alipay_refund(store, order_num, refund)
+        return Transition(Outcome.APPLIED if recorded.outcome is Outcome.APPLIED else Outcome.KEPT, result.before)
+    return result
+
+
+RECORD_ATTEMPTS = 5  # each failed attempt means another writer changed the order meanwhile
+
+
+def apply_alipay_refund(store: OrderStore, order_num: str, refund: AlipayRefund) -> Transition:
+    """Alipay says the paid trade has refunded ``refund.refund_fee`` cents in all, the latest
+    through ``refund.out_biz_no``: make the ledger agree, never counting a refund twice.
+
+    The one entry point for every report of a refund (notify, reconcile, the daily bill). An
+    ``out_biz_no`` that is one of our ``outRequestNo`` is our refund: a PENDING one becomes
+    REFUNDED. Whatever Alipay has refunded beyond what the ledger holds is recorded as one refund
+    made at Alipay (``origin`` "alipay", keyed by ``out_biz_no``), so ``refundedAmount`` reaches
+    Alipay's figure; repeats and reordered reports add nothing. A report of one refund's own
+    ``cents`` (the bill) records exactly that refund under its ``out_biz_no``, once. APPLIED when the
+    ledger changed, ALREADY when it already agreed, MISMATCH when the order is not paid here (or the
+    named refund's amount differs), NOT_FOUND.
+    """
+    for _ in range(RECORD_ATTEMPTS):
+        order = store.get(order_num)
+        if order is None:
+            return Transition(Outcome.NOT_FOUND, None)
+        if order.status != PAID:
+            log.error("order %s: Alipay reports a refund, but the order is not paid here", order_num)
+            return Transition(Outcome.MISMATCH, order)
+        mine = order.refunds.get(refund.out_biz_no) if refund.out_biz_no else None
+        if mine is not None and mine.origin != MADE_AT_ALIPAY:
+            if refund.cents is not None and refund.cents != mine.cents:
+                log.error("order %s: Alipay reports refund %s of %s cents, this ledger %s", order_num, refund.out_biz_no,
+                          refund.cents, mine.cents)
+                return Transition(Outcome.MISMATCH, order)
+            if mine.status == REFUND_PENDING:
+                if store.settle_refund(order_num, refund.out_biz_no, mine.cents, refund.refunded_at)[0]:
+                    log.info("order %s: Alipay confirms refund %s", order_num, refund.out_biz_no)
+                    return Transition(Outcome.APPLIED, order)
+                continue  # changed meanwhile: look again
+            if mine.status == REFUND_FAILED:
+                log.error("order %s: Alipay reports refund %s made, which this ledger released; check it by hand",
+                          order_num, refund.out_biz_no)
+            if (refund.refund_fee or 0) > order.refunded_cents:
+                log.error("order %s: Alipay has refunded %s cents, this ledger %s", order_num, refund.refund_fee,
+                          order.refunded_cents)
+            return Transition(Outcome.ALREADY, order)
+        if refund.cents is not None:  # one named refund: recorded once under its out_biz_no
+            if refund.key() in order.refunds:
+                return Transition(Outcome.ALREADY, order)
+            gap = refund.cents
+        else:
+            gap = (refund.refund_fee or 0) - order.refunded_cents
+        if gap <= 0:
+            return Transition(Outcome.ALREADY, order)
+        cents = min(gap, order.total_cents - order.refunded_cents)
+        if cents < gap:
+            log.error("order %s: Alipay has refunded %s cents, more than this ledger can hold beside its pending refunds",
+                      order_num, refund.refund_fee)
+        if cents <= 0:
+            return Transition(Outcome.ALREADY, order)
+        key = refund.key() if refund.key() not in order.refunds else f"{refund.key()}_{len(order.refunds)}"  # (a total's gap)
+        record = Refund(cents, REFUND_DONE, refund.refunded_at, refund.refunded_at, attempt=secrets.token_hex(16),
+                        origin=MADE_AT_ALIPAY)
+        if store.add_refund(order_num, order.total_cents, key, record)[0]:
+            log.warning("order %s: refund %s of %s cents made at Alipay, outside this backend; recorded", order_num, key, cents)
+            return Transition(Outcome.APPLIED, order)
+    raise RuntimeError(f"order {order_num} kept changing while recording Alipay's refund")

@@ -10,7 +10,7 @@ import time
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import pytest
 
@@ -58,10 +58,11 @@ class RunningStack:
                 self.process.wait()
 
 
-def start(command: List[str], port: int, local_dir: Path, log: Path) -> RunningStack:
+def start(command: List[str], port: int, local_dir: Path, log: Path, env: Optional[dict] = None) -> RunningStack:
+    """``env``: variables set on top of ``stack_env`` (e.g. a slower ``SANDBOX_TIME_SCALE``)."""
     handle = log.open("wb")
     process = subprocess.Popen(
-        command, cwd=ROOT, env=stack_env(port, local_dir), stdout=handle, stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env={**stack_env(port, local_dir), **(env or {})}, stdout=handle, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
     stack = RunningStack(process, f"http://127.0.0.1:{port}", log)

@@ -117,7 +117,7 @@ def test_the_buyer_gives_up_and_the_order_is_closed(stack):
     order_str, out_trade_no = pay(stack)
     assert app_pay(stack, order_str, "?outcome=closed")["resultStatus"] == "6001"
     assert acknowledged(stack, out_trade_no)["status"] == "TRADE_CLOSED"
-    assert order(stack, out_trade_no)[1]["data"] == {"outTradeNo": out_trade_no, "status": 2, "totalAmount": 19801, "payDate": None}
+    assert order(stack, out_trade_no)[1]["data"] == {"outTradeNo": out_trade_no, "status": 2, "totalAmount": 19801, "payDate": None, "refundedAmount": 0, "refunds": []}
 
 
 def test_a_dropped_notify_leaves_the_order_unpaid_while_alipay_knows_it_paid(stack, local_dir: Path):

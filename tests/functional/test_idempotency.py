@@ -148,3 +148,26 @@ def test_a_failure_to_record_the_result_still_answers_the_order(keys_table, slee
     assert answer(reply)[0] == 200  # the order exists and its orderStr is valid: hand it out
     assert len(stored_items(keys_table)) == 1
     assert answer(pay(request("k-5")))[0] == 409  # and the key stays taken while it is in progress
+
+
+def test_a_replay_after_the_order_closed_is_409_and_hands_out_no_order_str(keys_table):
+    """Issue 11 #6: reconcile closes unpaid orders after 30 minutes, the key lives an hour."""
+    from shared.domain.orders import CLOSED_TRADE_STATUS, apply_trade_status  # noqa: PLC0415
+
+    first = answer(pay(request("k-closed")))[1]["data"]
+    store = repository.order_repository(config.settings().order_table)
+    assert apply_trade_status(store, first["outTradeNo"], CLOSED_TRADE_STATUS, None).outcome.value == "applied"
+    reply = pay(request("k-closed"))
+    status, body = answer(reply)
+    assert status == 409 and body["data"] is None
+    assert f"order {first['outTradeNo']} is closed" in body["msg"] and "new Idempotency-Key" in body["msg"]
+    assert first["orderStr"] not in reply["body"] and "Idempotent-Replayed" not in reply["headers"]
+    assert len(stored_items(keys_table)) == 1  # no fresh order behind the buyer's back
+    # A new key is a new purchase.
+    fresh = answer(pay(request("k-closed-2")))
+    assert fresh[0] == 200 and fresh[1]["data"]["outTradeNo"] != first["outTradeNo"]
+
+
+def test_a_replay_of_an_open_order_still_gets_its_order_str(keys_table):
+    first = answer(pay(request("k-open")))[1]["data"]
+    assert answer(pay(request("k-open")))[1]["data"] == first

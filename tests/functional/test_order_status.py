@@ -27,7 +27,7 @@ def order(store):
 
 
 def test_unpaid_order(order):
-    assert get(ORDER) == (200, {"code": 200, "data": {"outTradeNo": ORDER, "status": 0, "totalAmount": 19801, "payDate": None}, "msg": "ok"})
+    assert get(ORDER) == (200, {"code": 200, "data": {"outTradeNo": ORDER, "status": 0, "totalAmount": 19801, "payDate": None, "refundedAmount": 0, "refunds": []}, "msg": "ok"})
 
 
 def test_paid_order_shows_the_pay_date(order):

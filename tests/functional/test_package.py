@@ -18,13 +18,14 @@ RUNTIME = SPEC["provider"]["runtime"]  # python3.12
 PY_TAG = "cp" + RUNTIME.removeprefix("python").replace(".", "")  # cp312
 LAYER_ZIP = "runtimeDeps.zip"
 TABLE_ACTIONS = {
-    "pay": ["dynamodb:PutItem"],
+    "pay": ["dynamodb:GetItem", "dynamodb:PutItem"],
     "pay_notify": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "order_status": ["dynamodb:GetItem"],
     "add_order": ["dynamodb:PutItem"],
     "pay_return": ["dynamodb:GetItem"],
     "reconcile": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "refund": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    "refund_settle": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
     "publish_events": [],  # the table's stream only (test_order_events_template.py)
 }
 FOREIGN = ("tests/", "local/", "deploy/", ".venv/", "node_modules/", "alipay/", "cryptography/", "boto3/", "botocore/", "python/")
@@ -177,13 +178,15 @@ def test_the_order_table_keeps_point_in_time_recovery(template):
 
 def test_reconcile_is_scheduled_and_queries_only_the_reconcile_index(template):
     rules = [r for r in template.values() if r["Type"] == "AWS::Events::Rule"]
-    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"]
-    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due"]
-    granted = [s for role in ("ReconcileRole", "RefundRole") for s in statements(template, role)]
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(5 minutes)"] * 2  # reconcile, refund_settle
+    assert [i["IndexName"] for i in template["OrderTable"]["Properties"]["GlobalSecondaryIndexes"]] == ["reconcile-due", "refunds-pending"]
+    granted = [s for role in ("ReconcileRole", "RefundRole", "RefundSettleRole") for s in statements(template, role)]
     assert "dynamodb:Scan" not in json.dumps(granted)
     query = [s for s in statements(template, "ReconcileRole") if s["Action"] == ["dynamodb:Query"]]
     assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "reconcile-due"]]}')
     assert not [s for s in statements(template, "RefundRole") if "dynamodb:Query" in s["Action"]]
+    query = [s for s in statements(template, "RefundSettleRole") if s["Action"] == ["dynamodb:Query"]]
+    assert len(query) == 1 and json.dumps(query[0]["Resource"]).endswith('"index", "refunds-pending"]]}')
 
 
 def test_a_stage_deploys_with_only_its_required_parameters(template):

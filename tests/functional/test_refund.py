@@ -137,11 +137,11 @@ def race(store, fake, out_request_no, cents):
     (between the first call's read of the order and its conditional write)."""
     real_add, raced = store.add_refund, []
 
-    def add_refund(*args):
+    def add_refund(*args, **kwargs):
         if not raced:
             store.add_refund = real_add
             raced.append(ask(store, fake, out_request_no, cents))
-        return real_add(*args)
+        return real_add(*args, **kwargs)
 
     store.add_refund = add_refund
     return raced

@@ -50,6 +50,14 @@ def test_a_reconcile_pass_has_room_for_at_least_one_order():
     assert start + budgets.reconcile_order_worst_case_seconds() < lambda_timeout("reconcile")
 
 
+def test_a_refund_settle_pass_has_room_for_at_least_one_order():
+    """Its start (both keys read cold, one Query per index shard) and one order at its worst fit in its timeout."""
+    start = 2 * SECRETS.worst_case_seconds() + RECONCILE_SHARDS * DYNAMODB.worst_case_seconds()
+    worst = budgets.refund_settle_order_worst_case_seconds()
+    assert worst == 2 * 5.0 + 4 * DYNAMODB.worst_case_seconds() + 0.5
+    assert start + worst < lambda_timeout("refund_settle")
+
+
 def test_the_gateway_budget_is_the_clients_own_timeout(app_keys, alipay_keys):
     """One source of truth: the arithmetic prices a gateway call at the client's timeout, which
     shared/alipay/gateway.py http_post keeps for the whole call (tests/functional/test_gateway_http.py)."""

@@ -13,6 +13,8 @@ pytest.importorskip("alipay.aop.api")
 
 import alipay.aop.api.DefaultAlipayClient as sdk_client_module  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeCloseModel import AlipayTradeCloseModel  # noqa: E402
+from alipay.aop.api.domain.AlipayTradeFastpayRefundQueryModel import AlipayTradeFastpayRefundQueryModel  # noqa: E402
+from alipay.aop.api.request.AlipayTradeFastpayRefundQueryRequest import AlipayTradeFastpayRefundQueryRequest  # noqa: E402
 from alipay.aop.api.domain.AlipayTradePrecreateModel import AlipayTradePrecreateModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeQueryModel import AlipayTradeQueryModel  # noqa: E402
 from alipay.aop.api.domain.AlipayTradeRefundModel import AlipayTradeRefundModel  # noqa: E402
@@ -57,6 +59,11 @@ CASES = [
      {"out_trade_no": "ORDER_1764150000000_abc", "refund_amount": "12.30", "out_request_no": "RF_1", "refund_reason": "数据恢复 失败 & 退款"},
      lambda gw: gw.trade_refund("ORDER_1764150000000_abc", 1230, "RF_1", reason="数据恢复 失败 & 退款", at=AT),
      {"fund_change": "Y", "refund_fee": "12.30"}),
+    ("alipay.trade.fastpay.refund.query", AlipayTradeFastpayRefundQueryModel, AlipayTradeFastpayRefundQueryRequest,
+     {"out_trade_no": "ORDER_1764150000000_abc", "out_request_no": "RF_1", "query_options": ["gmt_refund_pay"]},
+     lambda gw: gw.trade_fastpay_refund_query("ORDER_1764150000000_abc", "RF_1", at=AT),
+     {"out_request_no": "RF_1", "refund_amount": "12.30", "total_amount": "198.01", "refund_status": "REFUND_SUCCESS",
+      "gmt_refund_pay": "2026-11-26 18:30:06"}),
     ("alipay.trade.precreate", AlipayTradePrecreateModel, AlipayTradePrecreateRequest,
      {"out_trade_no": PRECREATE_ORDER.out_trade_no, "total_amount": "198.01", "subject": "数据恢复产品 A & B",
       "body": "扫码", "product_code": "FACE_TO_FACE_PAYMENT", "timeout_express": "30m"},
