@@ -223,7 +223,7 @@ def crypto_figures(report: Report, fx: Fixture, repeats: int, seconds: float, op
     params = sdk_oracle.query_params(ours_sign())
     request_content = signing.sign_content(params)
     notify_params = notify.parse_form(body)
-    notify_content = signing.sign_content(notify_params, signing.NOTIFY_EXCLUDED)
+    notify_content = signing.check_content(notify_params)
 
     def rsa_sign():
         return signing.rsa2_sign(private_key, request_content)
@@ -534,6 +534,32 @@ def handler_figures(report: Report, fx: Fixture, calls: int) -> dict:
     return figs
 
 
+# --- hostile input: the worst parse cost found, per entry point --------------------------------
+
+def hostile_figures(report: Report, fx: Fixture, repeats: int) -> Dict[str, Tuple[Figure, Figure]]:
+    """Each entry point's parse step (before any storage) on tests/hostile.py's catalogue of long
+    and pathological inputs, each filling its body limit: the worst CPU cost found beside a normal
+    request's. Issue 11 #1: no input may cost more than milliseconds."""
+    from tests import hostile  # the same catalogue the tests refuse, one by one
+
+    parse = hostile.parsers(APP_ID, fx.alipay_keys.public_key)
+    normal = hostile.normal_events(APP_ID, fx.alipay_keys.private_key)
+    cases = hostile.all_cases(APP_ID, fx.alipay_keys.private_key)
+    figs = {}
+    for entry, step in parse.items():
+        mine = [case for case in cases if case.entry == entry]
+        usual = [hostile.cpu_seconds(lambda: step(normal[entry]), 5) * 1e3 for _ in range(repeats)]
+        costs = [(hostile.cpu_seconds(lambda: step(case.event)), case) for case in mine]
+        cost, worst = max(costs, key=lambda pair: pair[0])
+        again = [hostile.cpu_seconds(lambda: step(worst.event)) * 1e3 for _ in range(repeats)]
+        figs[entry] = (
+            report.add(f"parse {entry}: a normal request", "ms", usual, "CPU"),
+            report.add(f"parse {entry}: worst of {len(mine)} hostile inputs", "ms", again,
+                       f"CPU; {worst.name} ({worst.size:,} chars)"),
+        )
+    return figs
+
+
 # --- packages ----------------------------------------------------------------------------------
 
 def serverless_package() -> Tuple[Optional[Path], str]:
@@ -653,8 +679,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cold = cold_start_figures(report, fx, max(repeats, 3) if not args.quick else 1)
     handlers = handler_figures(report, fx, handler_calls)
     memory.memory_figures(report, cold, handlers)
+    hostile = hostile_figures(report, fx, repeats)
     packages = package_figures(report, not args.no_package)
     add_ratios(report, crypto, cold, handlers, packages)
+    worst = max(pair[1].min for pair in hostile.values())
+    report.ratio("worst hostile input, any entry point", f"{worst:.2f} ms CPU", "<= 10 ms", worst <= 10)
     report.notes.append(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on this machine)")
     print()
     report.print()

@@ -93,7 +93,7 @@ def notify_params(
 
 def sign_notify(params: Mapping[str, str], private_key: rsa.RSAPrivateKey, sign_type: str = "RSA2") -> Dict[str, str]:
     """``params`` plus ``sign_type`` and the ``sign`` Alipay would put on them."""
-    content = signing.sign_content(params, signing.NOTIFY_EXCLUDED)
+    content = signing.check_content(params)  # Alipay's rule: empty fields are signed too
     signed = dict(params)
     signed["sign_type"] = sign_type
     signed["sign"] = signing.rsa2_sign(private_key, content, charset_encoding(params.get("charset")))
@@ -102,17 +102,19 @@ def sign_notify(params: Mapping[str, str], private_key: rsa.RSAPrivateKey, sign_
 
 def form_body(params: Mapping[str, str], charset: Optional[str] = None) -> bytes:
     """Url-encode a notify the way Alipay posts it (values percent-encoded in its charset)."""
-    charset = charset or params.get("charset", "utf-8")
+    charset = charset_encoding(charset or params.get("charset"))  # "GB2312" is escaped as gbk
     return "&".join(f"{quote_plus(k)}={quote_plus(v, encoding=charset)}" for k, v in params.items()).encode("ascii")
 
 
 def signed_response(
-    key: str, content: str, private_key: rsa.RSAPrivateKey, sign_type: bool = False, *, alipay_cert_sn: Optional[str] = None
+    key: str, content: str, private_key: rsa.RSAPrivateKey, sign_type: bool = False, *, alipay_cert_sn: Optional[str] = None,
+    charset: Optional[str] = None,
 ) -> str:
     """``{"<key>":<content>,"sign":"..."}``, signed as Alipay signs gateway answers: over the
-    exact text of ``content`` (UTF-8), which is embedded verbatim. In certificate mode Alipay
-    names the certificate it signed with: ``"alipay_cert_sn"`` beside ``sign``."""
-    sign = signing.rsa2_sign(private_key, content, "utf-8")
+    exact text of ``content`` encoded in the request's ``charset`` (UTF-8 by default), embedded
+    verbatim. In certificate mode Alipay names the certificate it signed with: ``"alipay_cert_sn"``
+    beside ``sign``."""
+    sign = signing.rsa2_sign(private_key, content, charset_encoding(charset))
     cert = f',"alipay_cert_sn":"{alipay_cert_sn}"' if alipay_cert_sn else ""
     tail = ',"sign_type":"RSA2"' if sign_type else ""
     return f'{{"{key}":{content}{cert},"sign":"{sign}"{tail}}}'

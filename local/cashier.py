@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from shared.domain import clock
 from shared.alipay import orderstr
 
-from local import alipay
+from local import alipay, charset
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Trade
 from local.pages import esc, form, page, table
 from local.sandbox import QR_PREFIX, GatewayRequest, RawReply, Sandbox, gateway_method, scan
@@ -118,7 +118,8 @@ def paid_page(sandbox: Sandbox, trade: Trade, visit: Dict[str, str]) -> Reply:
     if not visit["return_url"]:
         return 200, HTML, page("paid", f"<h1>{esc(title)}</h1>")
     back = sync_return(sandbox, trade, visit["method"], visit["charset"])
-    target = visit["return_url"] + ("&" if "?" in visit["return_url"] else "?") + urlencode(back)
+    query = urlencode(back, encoding=charset.codec(visit["charset"]))  # escapes in the request's charset
+    target = visit["return_url"] + ("&" if "?" in visit["return_url"] else "?") + query
     refresh = f'<meta http-equiv="refresh" content="0;url={esc(target)}">'
     return 200, HTML, page("paid", f'<h1>{esc(title)}</h1><a href="{esc(target)}">返回商户</a>', head=refresh)
 

@@ -52,6 +52,7 @@ class Trade:
     gmt_close: Optional[str] = None
     buyer_id: str = BUYER_ID
     buyer_logon_id: str = BUYER_LOGON_ID
+    charset: str = "utf-8"  # the pay request's: Alipay notifies the trade in it
     deliveries: List[Delivery] = field(default_factory=list)
     extra: Dict[str, Any] = field(default_factory=dict)  # room for refunds and other channels
 

@@ -52,7 +52,7 @@ class Notifier:
             if self._stop.wait(wait):
                 return
             notify = sign()
-            status, answer = post_form(url, alipay.form_body(notify))
+            status, answer = post_form(url, alipay.form_body(notify), notify.get("charset", "utf-8"))
             acknowledged = answer == "success" and attempt > lost_answers
             if answer == "success" and not acknowledged:
                 answer = "success (answer lost in transit)"
@@ -68,11 +68,12 @@ class Notifier:
         log.warning("notify %s: gave up after %d attempts", out_trade_no, len(waits))
 
 
-def post_form(url: str, body: bytes):
-    """POST a form as Alipay does; returns (HTTP status or None, stripped body or error text)."""
+def post_form(url: str, body: bytes, charset: str = "utf-8"):
+    """POST a form as Alipay does (in the notify's charset); returns (HTTP status or None,
+    stripped body or error text)."""
     request = urllib.request.Request(
         url, data=body, method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", "User-Agent": "Mozilla/4.0"},
+        headers={"Content-Type": f"application/x-www-form-urlencoded; charset={charset}", "User-Agent": "Mozilla/4.0"},
     )
     try:
         with urllib.request.urlopen(request, timeout=POST_TIMEOUT) as reply:

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared.domain import clock, money, validation
 from shared.alipay import orderstr, signing
 
-from local import alipay
+from local import alipay, charset
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY, Ledger, Trade
 from local.notifier import Notifier
 
@@ -33,7 +33,6 @@ OUTCOMES = ("success", "closed", "drop")
 AMOUNT_RE = re.compile(r"\d{1,9}(\.\d{1,2})?")
 TIMEOUT_RE = re.compile(r"^(\d{1,5})([mhd])$|^1c$")
 MAX_TIMEOUT = timedelta(days=15)
-CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk"}
 
 
 class AnswerLost(Exception):
@@ -159,8 +158,8 @@ class Sandbox:
             raise invalid("isv.invalid-method", f"不存在的方法名: {params['method'][:64]}")
         if params["app_id"] != self.app_id:
             raise invalid("isv.invalid-app-id", "无效的AppID参数")
-        charset = CHARSETS.get(params["charset"].lower())
-        if charset is None:
+        codec = charset.codec(params["charset"])
+        if codec is None:
             raise invalid("isv.invalid-charset", "字符集错误")
         if params["sign_type"] != "RSA2":
             raise invalid("isv.invalid-signature-type", "无效的签名类型")
@@ -172,7 +171,7 @@ class Sandbox:
             raise invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
         self.check_cert_sns(params)
         content = signing.sign_content(params, signing.REQUEST_EXCLUDED)
-        if not signing.rsa2_verify(self.app_public_key, content, params["sign"], charset):
+        if not signing.rsa2_verify(self.app_public_key, content, params["sign"], codec):
             raise invalid("isv.invalid-signature", "验签出错")
         try:
             biz = json.loads(params.get("biz_content") or "{}")
@@ -204,7 +203,7 @@ class Sandbox:
             return sdk_result("4000", f"unknown outcome {outcome[:20]!r}; use one of {', '.join(OUTCOMES)}")
         status = TRADE_CLOSED if outcome == "closed" else TRADE_SUCCESS
         try:
-            request = self.verify_request(parse_form(order_str), orderstr.APP_PAY_METHOD)
+            request = self.verify_request(parse_form(order_str, request_codec(order_str)), orderstr.APP_PAY_METHOD)
             with self.ledger.transaction():  # open and settle as one step: one payment per trade
                 trade = self.settle(self.open_trade(request, orderstr.APP_PAY_PRODUCT_CODE).out_trade_no, status)
         except GatewayError as exc:
@@ -225,7 +224,8 @@ class Sandbox:
             "trade_no": trade.trade_no,
             "seller_id": self.seller_id,
         }
-        return sdk_result("9000", "", self.signed_json("alipay_trade_app_pay_response", response, sign_type=True))
+        answer = self.signed_json("alipay_trade_app_pay_response", response, sign_type=True, charset=request.params["charset"])
+        return sdk_result("9000", "", answer)
 
     def open_trade(self, request: GatewayRequest, product_code: str) -> Trade:
         """Check a pay request's biz_content and create its trade, or return the unpaid trade
@@ -247,7 +247,7 @@ class Sandbox:
             trade = Trade(
                 out_trade_no=biz["out_trade_no"], trade_no=self.ledger.new_trade_no(), app_id=self.app_id,
                 seller_id=self.seller_id, total_amount=biz["total_amount"], subject=biz["subject"],
-                product_code=product_code, notify_url=notify_url,
+                product_code=product_code, notify_url=notify_url, charset=request.params["charset"],
             )
             self.ledger.add(trade)
             return trade
@@ -292,7 +292,7 @@ class Sandbox:
             times["gmt_close"] = gmt_close
         params = alipay.notify_params(
             app_id=trade.app_id, out_trade_no=trade.out_trade_no, total_amount=trade.total_amount,
-            trade_status=status, trade_no=trade.trade_no, seller_id=trade.seller_id,
+            trade_status=status, trade_no=trade.trade_no, seller_id=trade.seller_id, charset=trade.charset,
             notify_id=notify_id, subject=trade.subject, gmt_create=trade.gmt_create,
             buyer_id=trade.buyer_id, **times,
         )
@@ -306,14 +306,18 @@ class Sandbox:
 
     def gateway(self, query: bytes, body: bytes) -> Tuple[int, str, bytes]:
         """Answer one gateway call (parameters in the query, the form body, or both, as the
-        official SDKs split them): (HTTP status, content type, body). HTTP 200 like Alipay."""
-        key, request = "error_response", None
+        official SDKs split them): (HTTP status, content type, body). HTTP 200 like Alipay.
+        Read, signed and answered in the charset the request declares."""
+        key, name, request = "error_response", charset.declared(query, body), None
+        if charset.codec(name) is None:
+            name = None  # refused below, in utf-8
         try:
-            params = parse_form(query)
-            for name, value in parse_form(body).items():
-                if name in params:
-                    raise invalid("isv.invalid-parameter", f"重复的参数 {name[:40]}")
-                params[name] = value
+            codec = request_codec(query, body)
+            params = parse_form(query, codec)
+            for field, value in parse_form(body, codec).items():
+                if field in params:
+                    raise invalid("isv.invalid-parameter", f"重复的参数 {field[:40]}")
+                params[field] = value
             method = params.get("method", "")
             handler = GATEWAY_METHODS.get(method)
             if handler is None:
@@ -334,14 +338,16 @@ class Sandbox:
         if isinstance(result, RawReply):
             return result.status, result.content_type, result.body
         fields = result if "code" in result else {"code": "10000", "msg": "Success", **result}
-        return 200, "application/json; charset=utf-8", self.signed_json(key, fields).encode("utf-8")
+        answer = self.signed_json(key, fields, charset=name)
+        return 200, charset.content_type("application/json", name), answer.encode(charset.codec(name))
 
-    def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False) -> str:
-        """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``."""
+    def signed_json(self, key: str, fields: Mapping[str, Any], sign_type: bool = False, charset: Optional[str] = None) -> str:
+        """``{"<key>":{...},"sign":"..."}`` signed over the exact text of the ``{...}``, encoded in
+        the request's ``charset`` as Alipay signs it (utf-8 by default)."""
         content = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         return alipay.signed_response(
             key, content, self.alipay_private_key, sign_type,
-            alipay_cert_sn=self.certs.alipay_cert_sn if self.certs is not None else None,
+            alipay_cert_sn=self.certs.alipay_cert_sn if self.certs is not None else None, charset=charset,
         )
 
 
@@ -350,10 +356,19 @@ def sdk_result(status: str, memo: str, result: str = "") -> Dict[str, str]:
     return {"resultStatus": status, "memo": memo, "result": result}
 
 
-def parse_form(raw: bytes, charset: str = "utf-8") -> Dict[str, str]:
-    """A url-encoded parameter string (orderStr, gateway body); a repeated key is an error."""
+def request_codec(*forms: bytes) -> str:
+    """The codec of the charset the request declares (utf-8 when none); Alipay's error if unknown."""
+    codec = charset.codec(charset.declared(*forms))
+    if codec is None:
+        raise invalid("isv.invalid-charset", "字符集错误")
+    return codec
+
+
+def parse_form(raw: bytes, codec: str = "utf-8") -> Dict[str, str]:
+    """A url-encoded parameter string (orderStr, gateway body) whose escapes are ``codec`` text;
+    a repeated key is an error."""
     try:
-        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw.strip()), encoding=charset, errors="strict")
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw.strip()), encoding=codec, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise invalid("isv.invalid-parameter", "参数格式错误") from None
     params: Dict[str, str] = {}

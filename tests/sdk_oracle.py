@@ -158,3 +158,35 @@ def form(html_text: str) -> Tuple[str, Dict[str, str], Dict[str, str]]:
     assert method == "post" and scripts == 1, "not a self-submitting POST form"
     gateway, action_params = query(action)
     return gateway, action_params, fields
+
+
+# --- notifies and sync returns: Alipay's check rule, as the SDK's README verifies them ---------
+
+def _notify_content(params: Dict[str, str]) -> str:
+    """The SDK's ``get_sign_content`` over every field but ``sign`` and ``sign_type``: it drops no
+    empty value (Java's ``getSignCheckContentV1`` neither), so a notify's ``body=`` is signed."""
+    from alipay.aop.api.util.SignatureUtils import get_sign_content  # noqa: PLC0415
+
+    return get_sign_content({k: v for k, v in params.items() if k not in ("sign", "sign_type")})
+
+
+def sdk_sign_notify(params: Dict[str, str], alipay_pkcs1_private_base64: str) -> Dict[str, str]:
+    """A notify signed as Alipay signs it, by the SDK's code alone (none of ours)."""
+    from alipay.aop.api.util.SignatureUtils import sign_with_rsa2  # noqa: PLC0415
+
+    charset = params.get("charset", "utf-8")
+    return {**params, "sign_type": "RSA2",
+            "sign": sign_with_rsa2(alipay_pkcs1_private_base64, _notify_content(params), charset)}
+
+
+def sdk_verify_notify(params: Dict[str, str], alipay_public_base64: str) -> bool:
+    """The SDK README's notify check: ``verify_with_rsa`` over the check content in its charset."""
+    import rsa  # noqa: PLC0415 - the SDK's own RSA library
+
+    from alipay.aop.api.util.SignatureUtils import verify_with_rsa  # noqa: PLC0415
+
+    message = _notify_content(params).encode(params.get("charset", "utf-8"))
+    try:
+        return verify_with_rsa(alipay_public_base64, message, params["sign"])
+    except (rsa.VerificationError, ValueError):
+        return False

@@ -5,7 +5,7 @@ Shows the order as stored; never changes it (only the notify and the query are a
 import logging
 
 from shared import api, return_page
-from shared.alipay.notify import NotifyRejected
+from shared.alipay.notify import MAX_BODY_BYTES, NotifyRejected
 from shared.payments import take_return
 from shared.aws.repository import order_repository
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
     error=lambda code, msg: api.html_reply(return_page.render_unavailable(), code),
 )
 def handler(event, cfg):
-    query = (event.get("rawQueryString") or "").encode("utf-8")
+    query = api.raw_query(event, MAX_BODY_BYTES)
     try:
         order = take_return(order_repository(cfg.order_table), cfg, query)
     except NotifyRejected as exc:

@@ -248,19 +248,19 @@ def parse_response(
     try:
         text = body.decode(orderstr.CHARSET)
         spans = _members(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise GatewayError(f"malformed answer: {exc}") from None
-    named = json.loads(text[slice(*spans["alipay_cert_sn"])]) if "alipay_cert_sn" in spans else None
+        named = json.loads(text[slice(*spans["alipay_cert_sn"])]) if "alipay_cert_sn" in spans else None
+        key = response_key(method) if response_key(method) in spans else "error_response"
+        raw = text[slice(*spans[key])] if key in spans else None
+        payload = json.loads(raw) if raw is not None else None
+        sign = json.loads(text[slice(*spans["sign"])]) if "sign" in spans else None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nesting beyond the parser's depth
+        raise GatewayError(f"malformed answer: {str(exc)[:200]}") from None
     if alipay_cert_sn is not None and named and named != alipay_cert_sn:
         raise GatewayError(f"answer signed with alipay_cert_sn {str(named)[:32]!r}, not the configured certificate; install it")
-    key = response_key(method) if response_key(method) in spans else "error_response"
-    if key not in spans:
+    if raw is None:
         raise GatewayError(f"answer has no {response_key(method)}")
-    raw = text[slice(*spans[key])]
-    payload = json.loads(raw)
     if not isinstance(payload, dict):
         raise GatewayError(f"{key} is not an object")
-    sign = json.loads(text[slice(*spans["sign"])]) if "sign" in spans else None
     if not isinstance(sign, str) or not sign:
         # Alipay leaves some errors unsigned (e.g. an unknown app_id); unsigned is not its word.
         raise GatewayError(f"unsigned answer (code {str(payload.get('code'))[:8]} {str(payload.get('sub_code'))[:64]})")

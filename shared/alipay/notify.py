@@ -20,6 +20,14 @@ CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "g
 REQUIRED = ("app_id", "out_trade_no", "trade_status", "total_amount")
 PAID_STATUSES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 MAX_FIELDS = 200
+# The longest value Alipay documents for each field this backend reads (trade_status_sync; sign:
+# a 4096-bit RSA signature is 684 base64 characters). A longer one is not Alipay's: refused before
+# anything parses, compares or stores it. Amounts are bounded by money.MAX_AMOUNT_TEXT, the
+# charset by its short list of names.
+FIELD_LIMITS = {
+    "app_id": 32, "out_trade_no": 64, "trade_no": 64, "trade_status": 32, "seller_id": 30, "notify_id": 128,
+    "gmt_payment": 19, "sign_type": 10, "sign": 1024, "alipay_cert_sn": 64,
+}
 
 
 class NotifyRejected(Exception):
@@ -67,6 +75,8 @@ def parse_form(raw: bytes) -> Dict[str, str]:
     """
     if len(raw) > MAX_BODY_BYTES:
         raise NotifyRejected(f"body larger than {MAX_BODY_BYTES} bytes")
+    if raw.count(b"&") >= MAX_FIELDS:  # counted in C before anything is split
+        raise NotifyRejected(f"more than {MAX_FIELDS} fields")
     if _ESCAPED_KEY.search(b"&" + raw):
         return _parse_by_field(raw)
     try:
@@ -127,7 +137,7 @@ def _form_pairs(raw: bytes) -> List[Tuple[bytes, bytes]]:
 def verify_signature(
     params: Mapping[str, str], public_key: rsa.RSAPublicKey, alipay_cert_sn: Optional[str] = None
 ) -> None:
-    """RSA2 over the notify sign content (``sign`` and ``sign_type`` left out).
+    """RSA2 over the notify check content (``sign`` and ``sign_type`` left out, empty values kept).
 
     Certificate mode (``alipay_cert_sn`` configured): a notify naming another Alipay certificate
     was signed with a key we do not hold yet; it is refused with a reason that says to install the
@@ -142,7 +152,7 @@ def verify_signature(
     if not sign:
         raise NotifyRejected("missing sign")
     encoding = charset_encoding(params.get("charset"))
-    content = signing.sign_content(params, signing.NOTIFY_EXCLUDED)
+    content = signing.check_content(params)  # empty fields are signed too
     if not signing.rsa2_verify(public_key, content, sign, encoding):
         raise NotifyRejected("bad signature")
 
@@ -158,6 +168,9 @@ def verified_params(
     """Parse a form Alipay signed like a notify (the notify itself, the sync return), verify it,
     and check that the ``required`` fields are there and the app is ours."""
     params = parse_form(raw)
+    for name, limit in FIELD_LIMITS.items():
+        if len(params.get(name, "")) > limit:
+            raise NotifyRejected(f"{name} longer than {limit} characters")
     verify_signature(params, public_key, alipay_cert_sn)
     missing = [name for name in required if not params.get(name)]
     if missing:

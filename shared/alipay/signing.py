@@ -2,13 +2,16 @@
 
 1. Keys: the app's private key (PKCS#1 or PKCS#8) and Alipay's public key (SPKI or PKCS#1), each
    as PEM or as the bare base64 body Alipay's console shows. Parsed once by ``config``.
-2. Sign content: every parameter but the excluded ones, empty values dropped, sorted by key,
-   ``k=v`` joined by ``&`` over the raw (not url-encoded) values.
+2. Sign content of a request: every parameter but ``sign``, empty values dropped, sorted by key,
+   ``k=v`` joined by ``&`` over the raw (not url-encoded) values (the SDKs' ``getSignContent``).
+   Check content of a notify or a sync return: every field but ``sign`` and ``sign_type``, sorted,
+   **empty values kept** (Alipay's ``rsaCheckV1`` / ``getSignCheckContentV1``): Alipay signs a
+   notify's ``body=`` too, so dropping it would refuse genuine notifies and let an empty field be
+   added after signing.
 3. RSA2 = SHA256withRSA, PKCS#1 v1.5, base64. Deterministic, so two correct signers agree
    byte for byte (the tests hold us to the official SDK's output). The SHA-256 is hashlib's and the
    RSA operation ``cryptography``'s: its own per-call digest set-up cost ~8 µs a signature.
 
-Requests exclude ``sign``; notifies exclude ``sign`` and ``sign_type`` (Alipay's ``rsaCheckV1``).
 """
 from __future__ import annotations
 
@@ -154,6 +157,12 @@ def sign_content(params: Mapping[str, str], excluded: Iterable[str] = REQUEST_EX
         for key in sorted(params)
         if key not in skip and (value := params[key]) is not None and value != ""
     ])
+
+
+def check_content(params: Mapping[str, str]) -> str:
+    """What Alipay signs in a notify or a sync return: sorted ``k=v`` of every field but ``sign``
+    and ``sign_type``, empty values included (Java's ``AlipaySignature.getSignCheckContentV1``)."""
+    return "&".join([f"{key}={params[key]}" for key in sorted(params) if key not in NOTIFY_EXCLUDED])
 
 
 # --- 3. RSA2 ----------------------------------------------------------------------------------

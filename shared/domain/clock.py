@@ -27,7 +27,12 @@ def alipay_timestamp(at: Optional[datetime] = None) -> str:
 
 
 def parse_alipay_time(text: str) -> datetime:
-    """Read an Alipay time (``gmt_payment``, ``notify_time``): Shanghai wall-clock."""
+    """Read an Alipay time (``gmt_payment``, ``notify_time``): Shanghai wall-clock.
+
+    ``ValueError`` for anything else, a long text refused before strptime reads (and quotes) it.
+    """
+    if not isinstance(text, str) or len(text) > len("yyyy-MM-dd HH:mm:ss"):
+        raise ValueError(f"not an Alipay time (yyyy-MM-dd HH:mm:ss): {str(text)[:32]!r}")
     return datetime.strptime(text, ALIPAY_FORMAT).replace(tzinfo=SHANGHAI)
 
 

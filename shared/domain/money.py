@@ -11,6 +11,10 @@ from typing import Union
 
 MIN_CENTS = 1  # Alipay: [0.01, 100000000.00]
 MAX_CENTS = 100_000_000_00
+# The longest amount text read at all: "100000000.00" is 12 characters; 128 leaves room for spaces,
+# a sign, an exponent and the trailing zeros some systems pad with. Longer is refused before any
+# pattern or Decimal sees it.
+MAX_AMOUNT_TEXT = 128
 
 Yuan = Union[str, int, Decimal]
 
@@ -26,6 +30,8 @@ def yuan_to_cents(value: object, *, field: str = "total_amount") -> int:
     floats and anything above 100000000.00 are rejected. Floats are refused on purpose: callers
     parse JSON with ``parse_float=Decimal`` so a number keeps the digits the client sent.
     """
+    if type(value) is str and len(value) > MAX_AMOUNT_TEXT:
+        raise InvalidAmount(f"{field} must be at most {MAX_AMOUNT_TEXT} characters")
     if type(value) is str and (plain := _PLAIN_YUAN.fullmatch(value)):  # what Alipay sends: "198.01"
         return check_cents(int(plain[1]) * 100 + int(plain[2]), field=field)
     return _decimal_cents(value, field)
@@ -37,9 +43,12 @@ _PLAIN_YUAN = re.compile(r"([0-9]{1,10})\.([0-9]{2})")
 
 
 # What a decimal amount may look like as text: ASCII digits only. Decimal alone would also take
-# "1_000" and other scripts' digits ("١٢"), which no client means as an amount.
+# "1_000" and other scripts' digits ("١٢"), which no client means as an amount. Every character
+# has one place it can match (no two quantifiers compete for the same digits), so a mismatch
+# costs one pass: "[0-9]+\.?[0-9]*" let the two runs split a long number every possible way.
 _DECIMAL_TEXT = re.compile(
-    r"\s*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)\s*", re.ASCII | re.IGNORECASE
+    r"\s*+[+-]?(?:(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?|nan|inf|infinity)\s*+",
+    re.ASCII | re.IGNORECASE,
 )
 
 
@@ -51,7 +60,7 @@ def _decimal_cents(value: object, field: str) -> int:
         raise InvalidAmount(f"{field} is not a number: {value[:32]!r}")
     try:
         amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
+    except ArithmeticError:  # InvalidOperation: an exponent beyond Decimal's limits
         raise InvalidAmount(f"{field} is not a number: {str(value)[:32]!r}") from None
     if not amount.is_finite():
         raise InvalidAmount(f"{field} must be a finite number")

@@ -48,6 +48,9 @@ _REJECTED_CATEGORIES = {"Cc": "control characters", "Zl": "control characters", 
                         "Cs": "lone surrogates", "Cf": "invisible format characters (bidi, zero-width)",
                         "Co": "private-use characters", "Cn": "unassigned code points"}
 _MAX_COMBINING_RUN = 3  # Vietnamese stacks two; "zalgo" text stacks dozens
+# NFC joins at most a base and _MAX_COMBINING_RUN marks (or a Hangul L+V+T) into one character, so
+# text longer than this many times the limit cannot fit it and is refused before it is examined.
+_NFC_SHRINK = _MAX_COMBINING_RUN + 1
 
 
 def text(payload: Mapping[str, Any], name: str, max_len: int, *, required: bool = True) -> Optional[str]:
@@ -60,6 +63,8 @@ def text(payload: Mapping[str, Any], name: str, max_len: int, *, required: bool 
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a string")
+    if len(value) > _NFC_SHRINK * max_len:  # bounded before the per-character walk
+        raise InvalidInput(f"{name} must be at most {max_len} characters")
     _check_characters(name, value)
     value = unicodedata.normalize("NFC", value)  # "e" + U+0301 and "é" are one subject
     if not value.strip():

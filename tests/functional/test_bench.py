@@ -17,9 +17,12 @@ def test_the_bench_runs_and_prints_every_figure_and_ratio():
     for figure in ("sign orderStr: ours", "sign orderStr: official SDK", "verify notify: ours",
                    "sign: the floor (bench/floor.py)", "verify: the floor (bench/floor.py)",
                    "cold start to 1st orderStr: ours, as on Lambda", "cold start to 1st orderStr: SDK, as on Lambda",
-                   "boto3: import", "warm pay_notify: outside DynamoDB (ours)", "official SDK installed"):
+                   "boto3: import", "warm pay_notify: outside DynamoDB (ours)", "official SDK installed",
+                   "parse pay: a normal request", "parse pay: worst of", "parse add_order: worst of",
+                   "parse refund: worst of", "parse pay_notify: worst of", "parse pay_return: worst of"):
         assert figure in out
     assert "equals the official SDK's for the same inputs and timestamp: yes" in out
     ratios = out.split("ratios (goal)", 1)[1]
-    for ratio in ("sign: SDK / ours", "cold start: ours / SDK, as on Lambda", "warm notify outside DynamoDB"):
+    for ratio in ("sign: SDK / ours", "cold start: ours / SDK, as on Lambda", "warm notify outside DynamoDB",
+                  "worst hostile input, any entry point"):
         assert ratio in ratios
