@@ -12,7 +12,12 @@ EVENT  ?= {}
 
 FZLEE  := .venv-fzlee
 
-.PHONY: run demo reconcile invoke test package deploy remove bench clean fzlee
+.PHONY: run demo reconcile invoke test package deploy remove bench clean fzlee browser
+
+# Debian's headless browser for the checkout's browser tests: installed when missing (as root, with
+# apt-get; otherwise the command to run is printed and those tests skip). Nothing is downloaded at
+# test time: Selenium is handed /usr/bin/chromedriver.
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-zenhei
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +60,14 @@ reconcile: $(LOCAL_STAMP)
 invoke: $(LOCAL_STAMP)
 	@$(PY) -m local.invoke '$(FUNCTION)' '$(EVENT)'
 
-test: $(STAMP) $(NODE_STAMP)
+browser:
+	@if dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(BROWSER_PACKAGES) (Debian packages) for the browser tests"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
+	else echo "browser tests will skip: run  sudo apt-get install $(BROWSER_PACKAGES)"; fi
+
+test: $(STAMP) $(NODE_STAMP) browser
 	$(PY) -m pytest
 
 # Offline: function zips, the layer (built for Lambda by deploy/build_layer.py) and the

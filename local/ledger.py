@@ -30,6 +30,8 @@ class Delivery:
     http_status: Optional[int]
     answer: str  # the response body (stripped), or the network error
     acknowledged: bool  # Alipay stops retrying only on the bare word ``success``
+    trade_status: str = ""  # what this notify said (TRADE_SUCCESS, TRADE_CLOSED, ...)
+    refund_fee: str = ""  # a refund's notify: the trade's refunded total
 
 
 @dataclass
@@ -104,6 +106,14 @@ class Ledger:
         """Every trade, in the order they were added (a list, taken under the lock)."""
         with self._lock:
             return list(self._trades.values())
+
+    def record_event(self, out_trade_no: Optional[str], what: str) -> None:
+        """Note what happened to a trade at Alipay (a cashier step, a gateway call and its answer)
+        in ``extra["events"]``, for the checkout's timeline; an unknown trade is ignored."""
+        with self._lock:
+            trade = self._trades.get(out_trade_no) if isinstance(out_trade_no, str) else None
+            if trade is not None:
+                trade.extra.setdefault("events", []).append({"at": clock.alipay_timestamp(), "what": what})
 
     def snapshot(self, out_trade_no: str) -> Optional[Dict[str, Any]]:
         with self._lock:

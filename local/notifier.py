@@ -51,13 +51,18 @@ class Notifier:
         for attempt, wait in enumerate(waits, start=1):
             if self._stop.wait(wait):
                 return
-            params = sign()
-            status, answer = post_form(url, alipay.form_body(params), params.get("charset", "utf-8"))
+            notify = sign()
+            status, answer = post_form(url, alipay.form_body(notify), notify.get("charset", "utf-8"))
             acknowledged = answer == "success" and attempt > lost_answers
             if answer == "success" and not acknowledged:
                 answer = "success (answer lost in transit)"
-            self.ledger.record_delivery(out_trade_no, Delivery(attempt, clock.alipay_timestamp(), status, answer, acknowledged))
-            log.info("notify %s attempt %d -> %s", out_trade_no, attempt, answer)
+            delivery = Delivery(
+                attempt, clock.alipay_timestamp(), status, answer, acknowledged,
+                notify.get("trade_status", ""), notify.get("refund_fee", ""),
+            )
+            self.ledger.record_delivery(out_trade_no, delivery)
+            log.info("notify %s attempt %d -> %s", delivery.trade_status, attempt, answer,
+                     extra={"order_num": out_trade_no, "total_amount": notify.get("total_amount")})
             if acknowledged:
                 return
         log.warning("notify %s: gave up after %d attempts", out_trade_no, len(waits))

@@ -23,7 +23,7 @@ from shared import config
 from shared.environment import ConfigError
 from shared.aws import repository
 
-from local import certs, keys, schema
+from local import certs, keys, logformat, schema
 from local.notifier import DEFAULT_TIME_SCALE, Notifier
 from local.ledger import Ledger
 
@@ -212,6 +212,7 @@ def banner(stack: LocalStack) -> str:
     schedules = "".join(f"\n  every {s.seconds:g} s: {s.function.name} (`make {s.function.name}` runs one now)" for s in stack.schedules)
     return f"""\
 alipay-app-pay, local stack on {url}
+  Checkout: open {url}/ in a browser (pick a product and a channel, pay at the emulated cashier)
 {routes}
   POST {url}/sandbox/app-pay?outcome=success|closed|drop   (Alipay's app SDK, emulated)
   POST {url}/sandbox/gateway.do                           ({gateway_methods}; signed)
@@ -228,10 +229,12 @@ alipay-app-pay, local stack on {url}
   Prices: {prices}
   Gateway latency: {stack.server.sandbox.gateway_latency * 1000:g} ms per call (SANDBOX_GATEWAY_LATENCY_MS)
   Signing: {"certificate mode, files in " + str(keys.local_dir() / "certs") if stack.cert_mode else "public-key mode"}{", content encryption (AES)" if stack.aes else ""}
-  Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier pays
-    and returns to /pay/return) or "precreate" (then POST {url}/sandbox/scan?out_trade_no=...),
-    "jsapi" with "buyerId" (same scan plays my.tradePay), "barcode" with "authCode" (ending 0001: the
-    buyer confirms later, 0002: never, 0003: invalid; any other 16-24 digits from 25-30: paid at once)
+  Other channels: POST /pay with "channel": "page" or "wap" (open payUrl: the emulated cashier lets
+    the buyer pay, cancel or close; paid returns to /pay/return) or "precreate" (then open
+    {url}/sandbox/scan?out_trade_no=... or POST it), "jsapi" with "buyerId" (the same scan plays
+    my.tradePay), "barcode" with "authCode" (ending 0001: the buyer confirms later, 0002: never,
+    0003: invalid; any other 16-24 digits from 25-30: paid at once)
+  Logs: one line per event (Asia/Shanghai time, order, amount); LOG_FORMAT=json for Lambda's JSON lines
 
 Walk-through (or `make demo` in another terminal):
   REPLY=$(curl -s -X POST {url}/pay -H 'content-type: application/json' \\
@@ -259,7 +262,8 @@ def main(argv: Optional[list] = None) -> None:
         help="interface content encryption: biz_content and answers AES-encrypted (key in .local/keys)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logformat.install(os.environ.get("LOG_FORMAT"))  # readable lines; LOG_FORMAT=json: Lambda's JSON lines
+    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -11,7 +11,6 @@ Alipay's side of the signing is the project's own ``shared.signing`` with the em
 """
 from __future__ import annotations
 
-import html
 import json
 import re
 import secrets
@@ -20,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -340,7 +339,7 @@ class Sandbox:
         each answer, as the round trip from AWS to Alipay does."""
         if self.gateway_latency > 0:
             time.sleep(self.gateway_latency)
-        key, name = "error_response", charset.declared(query, body)
+        key, name, request = "error_response", charset.declared(query, body), None
         if charset.codec(name) is None:
             name = None  # refused below, in utf-8
         encrypted = False
@@ -363,7 +362,11 @@ class Sandbox:
             result = handler(self, request)
         except GatewayError as exc:
             result = exc.fields()
-        if key != "error_response" and self._take_lost_answer():
+        lost = key != "error_response" and self._take_lost_answer()
+        if request is not None and not isinstance(result, RawReply):  # the checkout's timeline: the shop's calls
+            answer = result.get("trade_status") or result.get("sub_code") or result.get("msg") or "Success"
+            self.ledger.record_event(request.biz.get("out_trade_no"), f"{request.method} → {answer}{' (answer lost)' if lost else ''}")
+        if lost:
             raise AnswerLost(f"{key[:-len('_response')]}: applied, answer lost")
         if isinstance(result, RawReply):
             return result.status, result.content_type, result.body
@@ -571,58 +574,18 @@ def make_refund(sandbox: Sandbox, ref: Mapping[str, Any], cents: int, out_reques
     }
 
 
-# --- page / wap pay (the browser's cashier) and precreate (the QR code) ------------------------
+# --- precreate (the QR code); page / wap pay's cashier is local/cashier.py -----------------------
 
 PRECREATE_METHOD = "alipay.trade.precreate"
 PRECREATE_PRODUCT_CODE = "FACE_TO_FACE_PAYMENT"
-
-
-def cashier(sandbox: Sandbox, request: GatewayRequest, product_code: str) -> RawReply:
-    """The buyer's browser at Alipay's cashier. The emulated buyer pays at once: the trade is
-    settled, notified, and the browser is sent to ``return_url`` with the signed sync return
-    (``<method>.return``, signed like a notify) — or shown the receipt when there is none."""
-    with sandbox.ledger.transaction():  # open and settle as one step: one payment per trade
-        trade = sandbox.settle(sandbox.open_trade(request, product_code).out_trade_no, TRADE_SUCCESS)
-    sandbox.notify(trade.out_trade_no)
-    return_url = request.params.get("return_url")
-    title = f"支付宝（本地模拟）: 已支付 ¥{trade.total_amount} — {html.escape(trade.out_trade_no)}"
-    if not return_url:
-        return RawReply(200, "text/html; charset=utf-8", f"<!doctype html><title>paid</title><h1>{title}</h1>".encode("utf-8"))
-    back = sync_return(sandbox, trade, request.method, request.params["charset"])
-    query = urlencode(back, encoding=charset.codec(request.params["charset"]))  # escapes in the request's charset
-    target = html.escape(return_url + ("&" if "?" in return_url else "?") + query, quote=True)
-    page = (
-        f'<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={target}">'
-        f'<title>paid</title><h1>{title}</h1><a href="{target}">返回商户</a>'
-    )
-    return RawReply(200, "text/html; charset=utf-8", page.encode("utf-8"))
-
-
-def sync_return(sandbox: Sandbox, trade: Trade, method: str, charset: str) -> Dict[str, str]:
-    """The parameters Alipay appends to return_url after page/wap pay, signed (sign_type excluded)."""
-    params = {
-        "charset": charset, "out_trade_no": trade.out_trade_no, "method": f"{method}.return",
-        "total_amount": trade.total_amount, "trade_no": trade.trade_no, "auth_app_id": sandbox.app_id,
-        "version": "1.0", "app_id": sandbox.app_id, "seller_id": sandbox.seller_id, "timestamp": clock.alipay_timestamp(),
-    }
-    return alipay.sign_notify(params, sandbox.alipay_private_key)
-
-
-@gateway_method(orderstr.PAGE_PAY_METHOD)
-def page_pay(sandbox: Sandbox, request: GatewayRequest) -> RawReply:
-    return cashier(sandbox, request, orderstr.PAGE_PAY_PRODUCT_CODE)
-
-
-@gateway_method(orderstr.WAP_PAY_METHOD)
-def wap_pay(sandbox: Sandbox, request: GatewayRequest) -> RawReply:
-    return cashier(sandbox, request, orderstr.WAP_PAY_PRODUCT_CODE)
+QR_PREFIX = "https://qr.alipay.com/sandbox"  # + trade_no: what the buyer's phone reads from the code
 
 
 @gateway_method(PRECREATE_METHOD)
 def trade_precreate(sandbox: Sandbox, request: GatewayRequest) -> Dict[str, Any]:
     """An unpaid trade and the QR code that pays it; ``scan`` plays the buyer scanning it."""
     trade = sandbox.open_trade(request, PRECREATE_PRODUCT_CODE)
-    return {"out_trade_no": trade.out_trade_no, "qr_code": f"https://qr.alipay.com/sandbox{trade.trade_no}"}
+    return {"out_trade_no": trade.out_trade_no, "qr_code": QR_PREFIX + trade.trade_no}
 
 
 def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_answers: int = 0) -> Optional[Dict[str, Any]]:
@@ -642,4 +605,5 @@ def scan(sandbox: Sandbox, out_trade_no: str, outcome: str = "success", lost_ans
 # Gateway methods and routes that live in modules of their own register on import.
 from local import bills  # noqa: E402,F401 - alipay.data.dataservice.bill.downloadurl.query
 from local import sandbox_trades  # noqa: E402,F401 - registers create, pay and cancel into GATEWAY_METHODS
+from local import cashier  # noqa: E402,F401 - registers page/wap pay (the cashier) in GATEWAY_METHODS
 from local import refund_query  # noqa: E402,F401 - registers alipay.trade.fastpay.refund.query

@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from local import bills, console, events, lambda_api, schema
+from local import bills, cashier, console, events, lambda_api, schema
+from local.checkout import Shop
 from local.faults import FaultSwitch
 from local import openapi_v3
 from local.sandbox import OUTCOMES, AnswerLost, Sandbox, scan
@@ -148,6 +149,7 @@ class LocalServer(ThreadingHTTPServer):
         self.faults = faults
         self.order_events = None  # local.order_events.LocalEventBus, once the stack runs
         self._functions: Optional[Dict[str, "Function"]] = None
+        self.shop = Shop(f"http://{address[0]}:{self.server_address[1]}", lambda: self.sandbox)  # GET /: local/checkout.py
 
     def functions(self) -> Dict[str, "Function"]:
         """serverless.yml's functions, read once (a fan-out invokes eight at a time)."""
@@ -199,6 +201,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             status, headers, data = lambda_api.invoke(self.server.functions(), invocation.group(1),
                                                       self.headers.get("X-Amz-Invocation-Type"), body)
             return self._send(status, "application/json", data, headers)
+        if self.server.sandbox is not None:
+            page = self.server.shop.handle(self.command, url.path, url.query, body or b"")
+            if page is not None:
+                status, content_type, data, headers = page
+                return self._send(status, content_type, data, headers)
         for route in self.server.routes:
             params = route.match(self.command, url.path)
             if params is not None:
@@ -295,6 +302,12 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return self._send_json(400, {"message": f"outcome must be one of {', '.join(OUTCOMES)}"})
             trade = scan(sandbox, args.get("out_trade_no", ""), args.get("outcome", "success"))
             return self._send_json(200 if trade else 404, trade or {"message": "no unpaid trade with that out_trade_no"})
+        if path == "/scan" and self.command == "GET":  # the buyer's phone after scanning the code
+            return self._send(*cashier.scan_page(sandbox, query))
+        if path == "/scan/choice" and self.command == "POST":
+            return self._send(*cashier.scan_act(sandbox, body or b""))
+        if path == "/cashier" and self.command == "POST":  # the buyer's choice at the page/wap cashier
+            return self._send(*cashier.act(sandbox, body or b""))
         if path == "/console/refund" and self.command == "POST":  # the merchant refunds in Alipay's console
             return self._send_json(*console.post_refund(sandbox, body))
         if path.startswith("/bills/"):  # the daily bill: download, plants (local/bills.py)

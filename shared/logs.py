@@ -41,6 +41,11 @@ def bind(**values: Any) -> None:
     _context.set({**_context.get(), **{k: v for k, v in values.items() if v is not None}})
 
 
+def current() -> Dict[str, Any]:
+    """The keys bound for this invocation (a copy), e.g. for a local formatter."""
+    return dict(_context.get())
+
+
 def clear(**values: Any) -> None:
     """Start a new invocation's context with ``values`` only."""
     _context.set({k: v for k, v in values.items() if v is not None})

@@ -255,7 +255,7 @@ def pay(
     order_num = result.pop("orderNum")
     if replayed:
         _check_replayable(store, order_num)
-    logs.bind(order_num=order_num)
+    logs.bind(order_num=order_num, total_amount=money.cents_to_yuan(new.total_cents) if new.total_cents is not None else None)
     telemetry.note(order_num=order_num, channel=channel)
     log.info("payment issued (channel %s)%s", channel, " (replayed for its Idempotency-Key)" if replayed else "")
     return Payment(order_num, result, replayed)
@@ -318,7 +318,7 @@ def take_notify(store: OrderStore, cfg: Settings, raw: bytes) -> NotifyResult:
     except NotifyRejected as exc:
         telemetry.note(outcome=exc.kind)
         return NotifyResult("fail", f"rejected: {exc.reason}")
-    logs.bind(order_num=notify.out_trade_no, trade_status=notify.trade_status)
+    logs.bind(order_num=notify.out_trade_no, trade_status=notify.trade_status, total_amount=money.cents_to_yuan(notify.total_cents))
     telemetry.note(order_num=notify.out_trade_no)
     try:
         paid_at = clock.parse_alipay_time(notify.gmt_payment) if notify.gmt_payment else None

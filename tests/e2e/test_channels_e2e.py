@@ -1,5 +1,5 @@
 """page pay and precreate on the local stack, over real HTTP: the browser's redirect through the
-emulated cashier back to /pay/return, and a scanned QR code, each ending in a paid order."""
+emulated cashier (the buyer presses pay) back to /pay/return, and a scanned QR code, each ending in a paid order."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from html import unescape
 
 from tests.e2e.conftest import http, wait_until
 from tests.e2e.test_local_stack import PURCHASE, acknowledged, order
+from tests.unit.test_sandbox_channels import cashier_choice
 
 
 def pay_on(stack, channel: str) -> dict:
@@ -20,8 +21,12 @@ def test_page_pay_redirects_back_to_the_return_page_which_shows_the_order_paid(s
     data = pay_on(stack, "page")
     assert data["payUrl"].startswith(f"{stack.url}/sandbox/gateway.do?")
     status, cashier = http("GET", data["payUrl"], parse=False)  # the browser follows payUrl
-    assert status == 200 and "已支付" in cashier, cashier[:300]
-    back = unescape(re.search(r'content="0;url=([^"]+)"', cashier).group(1))
+    assert status == 200 and "收银台" in cashier and data["outTradeNo"] in cashier, cashier[:300]
+    assert order(stack, data["outTradeNo"])[1]["data"]["status"] == 0  # nothing paid until the buyer says so
+    status, paid = http("POST", f"{stack.url}/sandbox/cashier", cashier_choice(cashier.encode(), "pay"),
+                        "application/x-www-form-urlencoded", parse=False)
+    assert status == 200 and "已支付" in paid, paid[:300]
+    back = unescape(re.search(r'content="0;url=([^"]+)"', paid).group(1))
     assert back.startswith(f"{stack.url}/pay/return?")
 
     acknowledged(stack, data["outTradeNo"])  # the notify, not the return, made it paid

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from local import alipay
-from local import sandbox as sandbox_module
+from local import alipay, cashier
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS
 from shared.alipay import gateway, notify, signing, sync_return
 from shared.domain import clock
@@ -95,8 +94,8 @@ def emulator_notifies(emulator, app_keys):
     open_notify = emulator.signed_notify("ORDER_OPEN", "n3")
     assert open_notify["gmt_close"] == ""  # an empty field the emulator posts: it must be signed
     yield "open trade", open_notify
-    yield "sync return", sandbox_module.sync_return(emulator, emulator.ledger.find("ORDER_PAID"),
-                                                    "alipay.trade.page.pay", "utf-8")
+    yield "sync return", cashier.sync_return(emulator, emulator.ledger.find("ORDER_PAID"),
+                                             "alipay.trade.page.pay", "utf-8")
 
 
 def test_the_official_sdk_and_ours_agree_on_every_emulator_notify(emulator, app_keys, alipay_keys):  # noqa: F811

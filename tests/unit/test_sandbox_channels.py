@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from html import unescape
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from local import certs
+from local import cashier, certs
 from local.ledger import TRADE_CLOSED, TRADE_SUCCESS, WAIT_BUYER_PAY
 from local.sandbox import CertMode, Sandbox, scan
 from shared.alipay import cert, orderstr, sync_return
@@ -43,6 +43,13 @@ def via_form(sandbox, page):
     return sandbox.gateway(orderstr.encode(action).encode(), orderstr.encode(fields).encode())
 
 
+def cashier_choice(html_page: bytes, action: str) -> bytes:
+    """The form body the cashier page posts when the buyer presses ``action``'s button."""
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html_page.decode()))
+    assert set(hidden) == {"out_trade_no", "token"} and f'value="{action}"' in html_page.decode()
+    return urlencode({**{k: unescape(v) for k, v in hidden.items()}, "action": action}).encode()
+
+
 def redirect_query(html_page: bytes) -> bytes:
     url = unescape(re.search(r'content="0;url=([^"]+)"', html_page.decode()).group(1))
     assert url.startswith(RETURN_URL + "&")  # Alipay appends its signed parameters
@@ -55,6 +62,9 @@ def test_browser_pay_is_accepted_paid_notified_and_returned_signed(app_keys, ali
     sandbox = emulator(app_keys, alipay_keys)
     status, content_type, body = send(sandbox, browser_request(app_keys, build))
     assert (status, content_type) == (200, "text/html; charset=utf-8"), body[:300]
+    assert sandbox.ledger.find(ORDER.out_trade_no).status == WAIT_BUYER_PAY and sandbox.notifier.sent == []
+    status, _, body = cashier.act(sandbox, cashier_choice(body, "pay"))  # the buyer presses 确认付款
+    assert status == 200, body[:300]
     back = redirect_query(body)
     verified = sync_return.verify_return(back, public_key=alipay_keys.public_key, app_id=APP_ID)
     assert (verified.out_trade_no, verified.total_cents) == (ORDER.out_trade_no, 19801)
@@ -62,6 +72,66 @@ def test_browser_pay_is_accepted_paid_notified_and_returned_signed(app_keys, ali
     assert sandbox.ledger.find(ORDER.out_trade_no).status == TRADE_SUCCESS
     (out_trade_no, url, notify, _), = sandbox.notifier.sent
     assert (out_trade_no, url, notify["trade_status"]) == (ORDER.out_trade_no, NOTIFY_URL, "TRADE_SUCCESS")
+
+
+def test_the_cashier_shows_the_order_escaped_and_pays_nothing_until_asked(app_keys, alipay_keys):
+    sandbox = emulator(app_keys, alipay_keys)
+    order = orderstr.PayOrder("ORDER_1795000000000_esc", 1250, 'Tea <script>alert("x")</script>')
+    body = via_get(sandbox, browser_request(app_keys, order=order))[2].decode()
+    assert "<script>" not in body and "Tea &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
+    assert "¥12.50" in body and order.out_trade_no in body
+    reopened = via_get(sandbox, browser_request(app_keys, order=order))[2]  # the buyer reloads the cashier
+    assert sandbox.ledger.find(order.out_trade_no).status == WAIT_BUYER_PAY and sandbox.notifier.sent == []
+    assert cashier.act(sandbox, cashier_choice(body.encode(), "pay"))[0] == 404  # the first page's token is spent
+    assert cashier.act(sandbox, cashier_choice(reopened, "pay"))[0] == 200
+
+
+def test_cancel_leaves_the_trade_open_without_notify_or_signed_return(app_keys, alipay_keys):
+    sandbox = emulator(app_keys, alipay_keys)
+    page = via_get(sandbox, browser_request(app_keys, orderstr.wap_pay))[2]
+    status, _, body = cashier.act(sandbox, cashier_choice(page, "cancel"))
+    assert status == 200 and "sign=" not in body.decode() and 'href="http://127.0.0.1:9/"' in body.decode()
+    assert sandbox.ledger.find(ORDER.out_trade_no).status == WAIT_BUYER_PAY and sandbox.notifier.sent == []
+    events = [e["what"] for e in sandbox.ledger.snapshot(ORDER.out_trade_no)["extra"]["events"]]
+    assert events == ["cashier opened (alipay.trade.wap.pay)", "cashier: buyer chose cancel"]
+    assert cashier.act(sandbox, cashier_choice(page, "pay"))[0] == 200  # the buyer came back: still payable
+
+
+def test_close_closes_the_trade_notifies_it_and_refuses_a_later_choice(app_keys, alipay_keys):
+    sandbox = emulator(app_keys, alipay_keys)
+    page = via_get(sandbox, browser_request(app_keys))[2]
+    status, _, body = cashier.act(sandbox, cashier_choice(page, "close"))
+    assert status == 200 and "sign=" not in body.decode()
+    assert sandbox.ledger.find(ORDER.out_trade_no).status == TRADE_CLOSED
+    assert [n[2]["trade_status"] for n in sandbox.notifier.sent] == ["TRADE_CLOSED"]
+    assert cashier.act(sandbox, cashier_choice(page, "pay"))[0] == 409
+    assert json.loads(via_get(sandbox, browser_request(app_keys))[2])["alipay_trade_page_pay_response"]["sub_code"] == "ACQ.TRADE_HAS_CLOSE"
+
+
+@pytest.mark.parametrize("body", [
+    b"action=pay&out_trade_no=ORDER_1795000000000_web&token=guess",  # a form it was not shown
+    b"action=refund&out_trade_no=ORDER_1795000000000_web&token=x",
+    b"action=pay&action=close&out_trade_no=ORDER_1795000000000_web",
+    b"\xff\xfe", b"a=" + b"x" * 5000,
+])
+def test_a_forged_or_malformed_cashier_form_changes_nothing(app_keys, alipay_keys, body):
+    sandbox = emulator(app_keys, alipay_keys)
+    via_get(sandbox, browser_request(app_keys))
+    status, content_type, _ = cashier.act(sandbox, body)
+    assert status in (400, 404) and content_type.startswith("text/html")
+    assert sandbox.ledger.find(ORDER.out_trade_no).status == WAIT_BUYER_PAY and sandbox.notifier.sent == []
+
+
+def test_the_scan_page_finds_the_trade_by_its_qr_code_and_pays_it(app_keys, alipay_keys):
+    sandbox = emulator(app_keys, alipay_keys)
+    code = gateway_client(sandbox, app_keys, alipay_keys).trade_precreate(ORDER, NOTIFY_URL).qr_code
+    status, _, body = cashier.scan_page(sandbox, urlencode({"qr_code": code}))
+    assert status == 200 and ORDER.out_trade_no in body.decode() and "¥198.01" in body.decode()
+    assert cashier.scan_page(sandbox, urlencode({"qr_code": code + "9"}))[0] == 404
+    assert cashier.scan_act(sandbox, urlencode({"out_trade_no": ORDER.out_trade_no, "action": "success"}).encode())[0] == 200
+    assert sandbox.ledger.find(ORDER.out_trade_no).status == TRADE_SUCCESS
+    assert [n[2]["trade_status"] for n in sandbox.notifier.sent] == ["TRADE_SUCCESS"]
+    assert cashier.scan_act(sandbox, urlencode({"out_trade_no": ORDER.out_trade_no, "action": "success"}).encode())[0] == 409
 
 
 def test_a_page_request_under_the_wap_method_is_refused(app_keys, alipay_keys):
