@@ -31,9 +31,8 @@ def checkout_stack(local_dir, tmp_path_factory):
     as a shop sets it), so the checkout offers the same products whatever make run's default is."""
     from tests.e2e.conftest import free_port, start
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PRODUCT_CATALOG", str(CATALOG))
-        running = start([sys.executable, "-m", "local.run"], free_port(), local_dir, tmp_path_factory.mktemp("log") / "stack.log")
+    running = start([sys.executable, "-m", "local.run"], free_port(), local_dir, tmp_path_factory.mktemp("log") / "stack.log",
+                    env={"PRODUCT_CATALOG": str(CATALOG)})
     yield running
     running.stop()
 

@@ -4,6 +4,7 @@ read the report, then plant discrepancies in the emulator's bill and run it agai
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def make_invoke(stack, local_dir, event) -> dict:
         cwd=ROOT, env=stack_env(int(port), local_dir), capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout[done.stdout.index("\n{\n") + 1:])  # after make's echo of the command
+    start = re.search(r"^\{$", done.stdout, re.M)  # the result's first line (make no longer echoes the command)
+    assert start, done.stdout
+    return json.loads(done.stdout[start.start():])
 
 
 def test_a_dropped_notify_is_found_on_todays_bill_and_the_report_says_so(quiet, local_dir):

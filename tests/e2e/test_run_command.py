@@ -45,12 +45,14 @@ def test_log_format_json_shows_the_json_lines_lambda_logs(local_dir, tmp_path, m
     monkeypatch.setenv("LOG_FORMAT", "json")
     running = start([sys.executable, "-m", "local.run"], free_port(), local_dir, tmp_path / "json.log")
     try:
-        body = json.dumps({"productId": "PROD_1", "userId": "USER_1", "orderName": "Demo", "total_amount": "0.01"}).encode()
+        body = json.dumps({"productId": "PROD_DEMO", "userId": "USER_1", "orderName": "Demo", "total_amount": "0.01"}).encode()  # local/catalog.json
         status, reply = http("POST", f"{running.url}/pay", body, "application/json")
         assert status == 200
         lines = [json.loads(line) for line in running.log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
     finally:
         running.stop()
-    issued = [line for line in lines if line["message"].startswith("payment issued")]
+    logged = [line for line in lines if "_aws" not in line]  # EMF metric lines are JSON too (shared/aws/metrics.py)
+    assert [line for line in lines if "_aws" in line and line.get("PaymentCreated") == 1]  # pay's metrics line, as Lambda prints it
+    issued = [line for line in logged if line["message"].startswith("payment issued")]
     assert [(line["order_num"], line["total_amount"], line["level"]) for line in issued] == [(reply["data"]["outTradeNo"], "0.01", "INFO")]
     assert "function_request_id" in issued[0] and "timestamp" in issued[0]

@@ -8,6 +8,9 @@ import os
 import boto3
 import pytest
 
+from local import cashier
+from tests.unit.test_sandbox_channels import cashier_choice
+
 from functions.pay.handler import handler as pay
 from local.sandbox import parse_form
 from shared import config, secrets
@@ -70,8 +73,10 @@ def test_order_str_and_page_requests_are_encrypted_and_the_emulator_takes_them(e
     else:
         query = data["payUrl"].split("?", 1)[1].encode()
         params = parse_form(query)
-        status, _, page = emulator.sandbox.gateway(query, b"")
-        assert status == 200 and "已支付" in page.decode()
+        status, _, page = emulator.sandbox.gateway(query, b"")  # the cashier decrypted the request: it shows the order
+        assert status == 200 and "198.01" in page.decode()
+        status, _, paid = cashier.act(emulator.sandbox, cashier_choice(page, "pay"))  # the buyer presses pay
+        assert status == 200 and "已支付" in paid.decode()
     assert params["encrypt_type"] == "AES" and json.loads(aes.decrypt(params["biz_content"], KEY))["subject"] == "数据恢复产品 A"
     assert emulator.trade(data["outTradeNo"]).status == "TRADE_SUCCESS"
 
