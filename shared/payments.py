@@ -206,12 +206,9 @@ def _stored_unpaid(store: OrderStore, request: StoredPurchase) -> Tuple[Order, o
     return order, _pay_order(order, f"{minutes}m")
 
 
-class ReplayedOrderClosed(RequestRefused):
+class ReplayedOrderClosed(OrderNotPayable):
     """An ``Idempotency-Key`` retry whose order was closed since: its orderStr can no longer be
     paid, and the key stands for that one order, so a new purchase needs a new key."""
-
-    status = 409
-    reason = "not_payable"
 
 
 @dataclass(frozen=True)
