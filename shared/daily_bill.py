@@ -2,8 +2,9 @@
 
 Once a day (after Alipay publishes, about 09:00 Asia/Shanghai) ``bill_reconcile`` takes the
 previous day's trade bill (shared/alipay/bill.py) and matches every line with the Order table
-by out_trade_no — BatchGetItem, never a Scan — then the day's paid orders (the ``pay-day``
-index) with the bill's payments. Each difference is a ``Discrepancy`` of one ``KINDS``:
+by out_trade_no, never with a Scan: first with the day's paid orders (the ``pay-day`` index,
+read whole: it also tells which of them the bill lacks), then by BatchGetItem for every line
+the index does not settle. Each difference is a ``Discrepancy`` of one ``KINDS``:
 
 - ``paid_at_alipay``: a payment on the bill whose order is unpaid or closed here (a lost notify
   reconcile did not catch). Applied through the same transition as a notify, logged as an error.
@@ -61,9 +62,6 @@ TRADE_SUCCESS = "TRADE_SUCCESS"  # a payment row of the bill is a completed paym
 class BillStore(OrderStore, Protocol):
     def batch_get(self, order_nums: Iterable[str]) -> Dict[str, OrderSummary]:
         """What the bill needs of the stored orders among ``order_nums``, by orderNum."""
-
-    def paid_count(self, day: str) -> int:
-        """How many orders the pay-day index holds for ``day``."""
 
     def paid_on(self, day: str) -> List[Tuple[str, int, Optional[str]]]:
         """``(orderNum, cents, tradeNo)`` of the orders paid on ``day`` (the pay-day index)."""
@@ -191,15 +189,23 @@ def fetch(gateway, day: str, download: Optional[alipay_bill.Fetch] = None) -> Op
 # --- matching ------------------------------------------------------------------------------------
 
 def match(store: BillStore, day: str, bill: Optional[Bill]) -> Result:
-    """Match every line of ``bill`` (None: Alipay has no bill, i.e. no line) with the table."""
+    """Match every line of ``bill`` (None: Alipay has no bill, i.e. no line) with the table.
+
+    The day's paid orders are read first, from the pay-day index (a few Query pages of hundreds
+    of orders each): a payment line the index holds for the day with the same cents and trade_no
+    is matched there, and that is nearly every line of a normal day. Every other line — refunds,
+    payments the index holds differently or not for the day — is read by BatchGetItem (strongly
+    consistent) and judged on the whole row, so an index that lags a write only costs a read."""
     result = Result(day, bill)
     lines: Sequence[BillLine] = bill.lines if bill else ()
-    orders = store.batch_get(line.out_trade_no for line in lines)
-    billed, indexed = set(), set()  # the bill's payments; those of them now in the pay-day index for the day
-    for line in lines:
+    listed = {order_num: (cents, trade_no) for order_num, cents, trade_no in store.paid_on(day)}
+    billed = {line.out_trade_no for line in lines if line.kind == TRADE}  # the bill's payments
+    indexed = set(listed)  # orders in the pay-day index for the day, as the matching leaves it
+    rest = [line for line in lines if not _listed_as_billed(line, listed.get(line.out_trade_no))]
+    result.matched = len(lines) - len(rest)
+    orders = store.batch_get(line.out_trade_no for line in rest)
+    for line in rest:
         order = orders.get(line.out_trade_no)
-        if line.kind == TRADE:
-            billed.add(line.out_trade_no)
         found = _unknown(line) if order is None else (_payment if line.kind == TRADE else _refund)(store, day, line, order, result)
         if found is None:
             result.matched += 1
@@ -209,23 +215,27 @@ def match(store: BillStore, day: str, bill: Optional[Bill]) -> Result:
             result.discrepancies.append(found)
             if found.kind == PAID_AT_ALIPAY and clock.parse_alipay_time(line.finished_at).date().isoformat() == day:
                 indexed.add(line.out_trade_no)  # marked paid just now, with this payDay
-    # The index holds ``indexed`` for the day; when it holds no more, no order paid here is
-    # missing from the bill, and one COUNT says so without listing the day. Otherwise list it.
-    result.paid_here = store.paid_count(day)
-    if result.paid_here != len(indexed):
-        listed = store.paid_on(day)
-        result.paid_here = len(listed)
-        for order_num, cents, trade_no in listed:
-            if order_num not in billed:
-                result.discrepancies.append(Discrepancy(
-                    MISSING_FROM_BILL, order_num, NONE, f"paid here on {day} but not on Alipay's bill for the day",
-                    order_cents=cents, trade_no=trade_no,
-                ))
+    result.paid_here = len(indexed)
+    for order_num in sorted(listed.keys() - billed):
+        cents, trade_no = listed[order_num]
+        result.discrepancies.append(Discrepancy(
+            MISSING_FROM_BILL, order_num, NONE, f"paid here on {day} but not on Alipay's bill for the day",
+            order_cents=cents, trade_no=trade_no,
+        ))
     for item in result.discrepancies:
         (log.error if item.kind in (PAID_AT_ALIPAY, AMOUNT_MISMATCH, MISSING_FROM_BILL) else log.warning)(
             "bill %s: %s %s (%s): %s", day, item.kind, item.out_trade_no, item.action, item.detail
         )
     return result
+
+
+def _listed_as_billed(line: BillLine, listed: Optional[Tuple[int, Optional[str]]]) -> bool:
+    """A payment line the pay-day index holds for the day with the bill's cents and trade_no:
+    paid here, on that day, as Alipay says — nothing to read or write."""
+    if line.kind != TRADE or listed is None:
+        return False
+    cents, trade_no = listed
+    return cents == line.order_cents and (not trade_no or not line.trade_no or trade_no == line.trade_no)
 
 
 def _unknown(line: BillLine) -> Discrepancy:

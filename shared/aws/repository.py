@@ -334,36 +334,31 @@ class DynamoOrderRepository:
         left = len(request.get(self.table_name, {}).get("Keys", []))
         raise UnprocessedKeys(f"{left} keys still unprocessed after {BATCH_GET_ROUNDS} BatchGetItem rounds")
 
-    def paid_count(self, day: str) -> int:
-        """How many orders the pay-day index holds for ``day`` (Select=COUNT: no items sent)."""
-        return sum(len(rows) for rows in self._pay_day_query(day, {"Select": "COUNT"}, lambda item: None))
-
     def paid_on(self, day: str) -> List[Tuple[str, int, Optional[str]]]:
         """``(orderNum, totalAmount, tradeNo)`` of every order paid on ``day`` (YYYY-MM-DD,
-        Shanghai), from the pay-day index: Query pages, never a Scan."""
-        def row(item):
-            return item["orderNum"]["S"], int(item["totalAmount"]["N"]), item.get("tradeNo", {}).get("S")
-
-        return sorted(row for rows in self._pay_day_query(day, {}, row) for row in rows)
-
-    def _pay_day_query(self, day: str, extra: Dict[str, Any], convert) -> List[List[Any]]:
-        """Every page of every shard of ``day`` in the pay-day index, the shards read in parallel."""
-        def shard(key: str) -> List[Any]:
-            rows: List[Any] = []
+        Shanghai), from the pay-day index: Query pages, never a Scan, the 16 shards in parallel.
+        Eventually consistent (an index cannot be read otherwise), and cheap: a Query is billed
+        by the bytes it reads (0.5 read unit per 4 KB), so the day's ~100-byte index entries
+        cost about a hundredth of a strongly consistent read of each by key (1 unit an item)."""
+        def shard(key: str) -> List[Tuple[str, int, Optional[str]]]:
+            rows: List[Tuple[str, int, Optional[str]]] = []
             kwargs: Dict[str, Any] = {
-                "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "payDay = :key",
-                "ExpressionAttributeValues": {":key": _to_attr(key)}, **extra,
+                "TableName": self.table_name, "IndexName": PAY_DAY_INDEX, "KeyConditionExpression": "#day = :key",
+                "ExpressionAttributeValues": {":key": _to_attr(key)},
+                "ProjectionExpression": "#order, #cents, #trade",  # only what the bill is matched on
+                "ExpressionAttributeNames": {"#day": "payDay", "#order": "orderNum", "#cents": "totalAmount", "#trade": "tradeNo"},
             }
             while True:
                 reply = self._client.query(**kwargs)
-                rows += [convert(item) for item in reply.get("Items", [])] if "Items" in reply else [None] * reply["Count"]
+                rows += [(item["orderNum"]["S"], int(item["totalAmount"]["N"]), item.get("tradeNo", {}).get("S"))
+                         for item in reply.get("Items", [])]
                 if "LastEvaluatedKey" not in reply:
                     return rows
                 kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
         keys = pay_day_keys(day)
         with ThreadPoolExecutor(max_workers=min(8, len(keys))) as pool:
-            return list(pool.map(shard, keys))
+            return sorted(row for rows in pool.map(shard, keys) for row in rows)
 
     def set_pay_day(self, order_num: str, day: str) -> bool:
         """File a paid order under ``day`` in the pay-day index: one paid before the index existed

@@ -34,10 +34,12 @@ class Spy(OpsSpy):
     def __init__(self, client, unprocessed_first=0, starve=False):
         super().__init__(client)
         self.unprocessed_first, self.starve = unprocessed_first, starve
+        self.keys_read = []
 
     def batch_get_item(self, **kwargs):
         self.ops.append("batch_get_item")
         assert len(kwargs["RequestItems"][TABLE]["Keys"]) <= 100
+        self.keys_read += [key["orderNum"]["S"] for key in kwargs["RequestItems"][TABLE]["Keys"]]
         if self.starve:  # throttled for good: every key comes back unprocessed
             return {"Responses": {TABLE: []}, "UnprocessedKeys": kwargs["RequestItems"]}
         if self.unprocessed_first:  # DynamoDB throttled: half the keys come back unprocessed
@@ -109,15 +111,40 @@ def kinds(summary):
     return {kind: n for kind, n in summary["counts"].items() if n}
 
 
-def test_a_day_where_everything_matches_has_no_discrepancy_and_reads_by_key(store, fake, s3, spy):
+def unindexed(dynamodb, order_num):
+    """A paid row from before the pay-day index: the index does not hold it."""
+    dynamodb.update_item(TableName=TABLE, Key={"orderNum": {"S": order_num}}, UpdateExpression="REMOVE payDay")
+
+
+def test_a_day_where_everything_matches_is_matched_on_the_pay_day_index_alone(store, fake, s3, spy):
     for n in range(250):
         paid_both(store, fake, f"ORDER_{n:04d}")
     spy.ops.clear()
     summary = run(store, fake, s3)
     assert summary["bill"]["trades"] == 250 and summary["matched"] == 250 and summary["paidHere"] == 250
     assert summary["discrepancies"] == 0 and report(s3)["items"] == []
-    assert spy.ops.count("batch_get_item") == 3 and "scan" not in spy.ops and "get_item" not in spy.ops
-    assert "update_item" not in spy.ops and spy.ops.count("query") == PAY_DAY_SHARDS  # one COUNT per shard, no listing
+    assert spy.ops.count("query") == PAY_DAY_SHARDS and "scan" not in spy.ops  # one page per shard
+    assert "batch_get_item" not in spy.ops and "get_item" not in spy.ops and "update_item" not in spy.ops
+
+
+def test_only_the_lines_the_index_does_not_settle_are_read_by_key(store, fake, s3, spy, dynamodb):
+    for n in range(120):
+        paid_both(store, fake, f"ORDER_{n:04d}")
+    unindexed(dynamodb, "ORDER_0007")  # paid before the index
+    order(store, "ORDER_LOST", 1000)
+    fake.add_trade("ORDER_LOST", "10.00", TRADE_SUCCESS)  # a lost notify
+    assert store.add_refund("ORDER_0042", 1000, "RF42", Refund(300, REFUND_PENDING, clock.iso()))[0]
+    fake.sandbox.ledger.update("ORDER_0042", lambda t: bills.refunds_of(t).update(
+        {"RF42": {"refund_amount": "3.00", "gmt_refund_pay": clock.alipay_timestamp()}}))
+    bills.desk(fake.sandbox).plant(TODAY, bills.Plants(amounts={"ORDER_0099": "10.01"}))  # the index holds 1000 cents
+    spy.ops.clear()
+    summary = run(store, fake, s3)
+    # the refund line reads its order (the payment line of ORDER_0042 is settled by the index)
+    assert sorted(spy.keys_read) == ["ORDER_0007", "ORDER_0042", "ORDER_0099", "ORDER_LOST"]
+    assert spy.ops.count("batch_get_item") == 1 and "scan" not in spy.ops
+    assert kinds(summary) == {"paid_at_alipay": 1, "amount_mismatch": 1, "refund_settled": 1}
+    assert summary["matched"] == 119 and summary["payDaySet"] == 1 and summary["paidHere"] == 121  # 120 + the lost one paid
+    assert store.get("ORDER_0007").pay_day == TODAY and store.get("ORDER_0042").refunds["RF42"].status == "REFUNDED"
 
 
 def test_a_lost_notify_is_applied_loudly_and_a_rerun_changes_nothing(store, fake, s3, spy, caplog):
@@ -200,7 +227,7 @@ def test_refunds_pending_here_are_settled_and_unrecorded_or_different_ones_repor
 
 def test_paid_rows_from_before_the_index_get_their_pay_day_from_the_bill(store, fake, s3, dynamodb):
     trade = paid_both(store, fake, "ORDER_OLD")
-    dynamodb.update_item(TableName=TABLE, Key={"orderNum": {"S": "ORDER_OLD"}}, UpdateExpression="REMOVE payDay")
+    unindexed(dynamodb, "ORDER_OLD")
     summary = run(store, fake, s3)
     assert summary["discrepancies"] == 0 and summary["payDaySet"] == 1
     assert store.get("ORDER_OLD").pay_day == TODAY and store.paid_on(TODAY) == [("ORDER_OLD", 1000, trade.trade_no)]
@@ -230,8 +257,9 @@ def test_unprocessed_keys_are_asked_again(dynamodb, fake, s3):
     store = repository.DynamoOrderRepository(TABLE, spy)
     for n in range(150):
         paid_both(store, fake, f"ORDER_{n:04d}")
+        unindexed(dynamodb, f"ORDER_{n:04d}")  # so each is read by key
     summary = run(store, fake, s3)
-    assert summary["matched"] == 150 and summary["discrepancies"] == 0
+    assert summary["matched"] == 150 and summary["discrepancies"] == 0 and summary["payDaySet"] == 150
     assert spy.ops.count("batch_get_item") == 4  # 2 chunks, each held back once
 
 
@@ -240,6 +268,7 @@ def test_unprocessed_keys_that_never_come_are_an_error_not_a_discrepancy(dynamod
     spy = Spy(dynamodb, starve=True)
     store = repository.DynamoOrderRepository(TABLE, spy)
     paid_both(store, fake, "ORDER_1")
+    unindexed(dynamodb, "ORDER_1")
     with pytest.raises(repository.UnprocessedKeys):
         run(store, fake, s3)
     assert spy.ops.count("batch_get_item") == repository.BATCH_GET_ROUNDS
@@ -283,8 +312,8 @@ def test_the_one_off_backfill_files_old_paid_rows_under_their_pay_day(store, fak
     order(store, "ORDER_UNPAID")
     for name in ("ORDER_OLD_1", "ORDER_OLD_2"):
         dynamodb.update_item(TableName=TABLE, Key={"orderNum": {"S": name}}, UpdateExpression="REMOVE payDay")
-    assert store.paid_count(TODAY) == 0
-    assert backfill(dynamodb, TABLE, dry_run=True) == {"filed": 2, "changed": 0} and store.paid_count(TODAY) == 0
+    assert store.paid_on(TODAY) == []
+    assert backfill(dynamodb, TABLE, dry_run=True) == {"filed": 2, "changed": 0} and store.paid_on(TODAY) == []
     assert backfill(dynamodb, TABLE) == {"filed": 2, "changed": 0}
     assert sorted(row[0] for row in store.paid_on(TODAY)) == ["ORDER_OLD_1", "ORDER_OLD_2"]
     assert backfill(dynamodb, TABLE) == {"filed": 0, "changed": 0}  # safe to repeat
