@@ -235,7 +235,12 @@ def _listed_as_billed(line: BillLine, listed: Optional[Tuple[int, Optional[str]]
     if line.kind != TRADE or listed is None:
         return False
     cents, trade_no = listed
-    return cents == line.order_cents and (not trade_no or not line.trade_no or trade_no == line.trade_no)
+    return cents == line.order_cents and not _other_trade(trade_no, line)
+
+
+def _other_trade(trade_no: Optional[str], line: BillLine) -> bool:
+    """Paid here with another Alipay trade_no than the bill's (either side may lack one)."""
+    return bool(trade_no and line.trade_no and trade_no != line.trade_no)
 
 
 def _unknown(line: BillLine) -> Discrepancy:
@@ -262,7 +267,7 @@ def _payment(store: BillStore, day: str, line: BillLine, order: OrderSummary, re
             return found(AMOUNT_MISMATCH, NONE, f"could not apply the payment: {transition.outcome.value}")
         before = transition.before
         order = OrderSummary(before.order_num, before.total_cents, before.status, before.trade_no, before.pay_day)
-    if order.trade_no and line.trade_no and order.trade_no != line.trade_no:
+    if _other_trade(order.trade_no, line):
         return found(TRADE_NO_MISMATCH, NONE, f"paid here with trade_no {order.trade_no}")
     if order.pay_day != day and store.set_pay_day(line.out_trade_no, day):
         result.pay_day_set += 1  # a row paid before the pay-day index, or dated by another clock

@@ -311,7 +311,7 @@ def test_the_one_off_backfill_files_old_paid_rows_under_their_pay_day(store, fak
     paid_both(store, fake, "ORDER_OLD_2")
     order(store, "ORDER_UNPAID")
     for name in ("ORDER_OLD_1", "ORDER_OLD_2"):
-        dynamodb.update_item(TableName=TABLE, Key={"orderNum": {"S": name}}, UpdateExpression="REMOVE payDay")
+        unindexed(dynamodb, name)
     assert store.paid_on(TODAY) == []
     assert backfill(dynamodb, TABLE, dry_run=True) == {"filed": 2, "changed": 0} and store.paid_on(TODAY) == []
     assert backfill(dynamodb, TABLE) == {"filed": 2, "changed": 0}
